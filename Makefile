@@ -1,0 +1,38 @@
+# make install | train | test | lint | tensorboard | bench | clean
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# DATA_DIR from the environment wins; on a fresh clone here, fall back to ../shared/data.
+DATA_DIR ?= $(if $(wildcard ../shared/data/MNIST/raw),../shared/data,data)
+export DATA_DIR
+
+.PHONY: install train test lint format tensorboard clean
+
+install: $(BIN)/activate
+$(BIN)/activate: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, pinned to the release this project is tested with.
+	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+	$(BIN)/pip install --quiet -e ".[dev,sweeps]"
+	touch $(BIN)/activate
+
+train: install
+	$(BIN)/python -m src.train $(ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+format: install
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+tensorboard: install
+	$(BIN)/tensorboard --logdir outputs
+
+clean:
+	rm -rf outputs/runs outputs/multiruns .pytest_cache .ruff_cache

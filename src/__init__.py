@@ -1,0 +1,1 @@
+"""ConvNets on MNIST with Lightning, Hydra and TensorBoard."""

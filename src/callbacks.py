@@ -1,0 +1,38 @@
+"""The callbacks every run uses: checkpoints, early stopping, progress bar, model summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lightning.pytorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    ModelSummary,
+    TQDMProgressBar,
+)
+from omegaconf import DictConfig
+
+MONITOR = "val/acc"
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path, with_logger: bool) -> list[Callback]:
+    callbacks: list[Callback] = [
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="best",
+            monitor=MONITOR,
+            mode="max",
+            save_last=True,
+            enable_version_counter=False,
+        ),
+        ModelSummary(max_depth=cfg.summary_depth),
+    ]
+    if cfg.progress_bar_refresh > 0:
+        callbacks.append(TQDMProgressBar(refresh_rate=cfg.progress_bar_refresh))
+    if with_logger:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if cfg.early_stopping:
+        callbacks.append(EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.patience))
+    return callbacks

@@ -1,0 +1,37 @@
+"""User-facing errors: one clear message and a non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Something the user can fix: the message names the problem and the fix."""
+
+
+def show_traceback() -> bool:
+    return os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("DEBUG") == "1"
+
+
+def exit_on_usage_error(entry_point: Callable[..., T]) -> Callable[..., T]:
+    """Turn a UsageError into `error: <message>` on stderr and exit status 2."""
+
+    @functools.wraps(entry_point)
+    def wrapper(*args, **kwargs):
+        try:
+            return entry_point(*args, **kwargs)
+        except UsageError as error:
+            if show_traceback():
+                raise
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
+
+    return wrapper

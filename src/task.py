@@ -1,0 +1,107 @@
+"""The Lightning task: a ConvNet classifier with its loss, metrics, optimizer and schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from src.networks import NUM_CLASSES, build_convnet
+
+
+class DigitClassifier(L.LightningModule):
+    """Built from plain dicts (the `model`, `optimizer` and `scheduler` configs), which are saved
+    in every checkpoint, so a checkpoint alone rebuilds the model."""
+
+    def __init__(
+        self, model: dict[str, Any], optimizer: dict[str, Any], scheduler: dict[str, Any]
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)  # the full run config goes to the logger instead
+        self.network = build_convnet(**{k: v for k, v in model.items() if k != "name"})
+        self.train_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.val_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.test_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+        self.val_acc_best = MaxMetric()
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.network(images)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels)
+        self.train_acc(logits, labels)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=True, on_epoch=True, prog_bar=True)
+        return loss
+
+    def evaluate(self, batch: tuple[Tensor, Tensor], loss_metric, acc_metric, stage: str) -> None:
+        images, labels = batch
+        logits = self(images)
+        loss_metric.update(F.cross_entropy(logits, labels), weight=len(labels))
+        acc_metric.update(logits, labels)
+        self.log(f"{stage}/loss", loss_metric, prog_bar=True)
+        self.log(f"{stage}/acc", acc_metric, prog_bar=True)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self.evaluate(batch, self.val_loss, self.val_acc, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        self.val_acc_best(self.val_acc.compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=False)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self.evaluate(batch, self.test_loss, self.test_acc, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(images).softmax(dim=1)
+
+    def configure_optimizers(self):
+        settings = dict(self.hparams.optimizer)
+        name, lr = settings.pop("name"), settings.pop("lr")
+        optimizer = build_optimizer(name, self.parameters(), lr, settings)
+        schedule = dict(self.hparams.scheduler)
+        if schedule["name"] == "none":
+            return optimizer
+        scheduler = build_scheduler(schedule, optimizer, self.trainer.estimated_stepping_batches)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+
+def build_optimizer(name: str, params, lr: float, settings: dict[str, Any]):
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, **settings)
+    if name == "adam":
+        decoupled = settings.pop("decoupled_weight_decay", False)
+        optimizer_class = torch.optim.AdamW if decoupled else torch.optim.Adam
+        return optimizer_class(params, lr=lr, **settings)
+    raise ValueError(f"unknown optimizer '{name}'")
+
+
+def build_scheduler(settings: dict[str, Any], optimizer, total_steps: int):
+    """Schedules step every batch, so they work the same for any number of epochs."""
+    name = settings["name"]
+    if name == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            settings["max_lr"],
+            total_steps=int(total_steps),
+            pct_start=settings["pct_start"],
+        )
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=int(total_steps), eta_min=settings["min_lr"]
+        )
+    raise ValueError(f"unknown scheduler '{name}'")

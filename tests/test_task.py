@@ -1,0 +1,43 @@
+import torch
+
+from src.task import DigitClassifier, build_optimizer
+from tests.conftest import compose_train
+
+
+def classifier(*overrides: str) -> DigitClassifier:
+    cfg = compose_train(*overrides)
+    return DigitClassifier(dict(cfg.model), dict(cfg.optimizer), dict(cfg.scheduler))
+
+
+def test_training_step_returns_the_cross_entropy_of_the_batch():
+    model = classifier("model=convnet16")
+    images, labels = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    loss = model.training_step((images, labels), 0)
+    expected = torch.nn.functional.cross_entropy(model(images), labels)
+    assert torch.isclose(loss, expected)
+
+
+def test_predict_step_gives_probabilities():
+    probabilities = classifier().predict_step(torch.randn(2, 1, 28, 28), 0)
+    assert torch.allclose(probabilities.sum(dim=1), torch.ones(2))
+
+
+def test_optimizer_settings_reach_torch():
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    sgd = build_optimizer(
+        "sgd", params, 0.05, {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-4}
+    )
+    assert isinstance(sgd, torch.optim.SGD)
+    assert sgd.defaults["momentum"] == 0.9 and sgd.defaults["nesterov"]
+    adamw = build_optimizer(
+        "adam", params, 0.002, {"weight_decay": 0.01, "decoupled_weight_decay": True}
+    )
+    assert isinstance(adamw, torch.optim.AdamW) and adamw.defaults["lr"] == 0.002
+
+
+def test_checkpoint_hyperparameters_rebuild_the_same_network():
+    model = classifier("model=convnet_single", "optimizer=sgd")
+    rebuilt = DigitClassifier(**model.hparams)
+    rebuilt.load_state_dict(model.state_dict())
+    images = torch.randn(2, 1, 28, 28)
+    assert torch.equal(model(images), rebuilt(images))

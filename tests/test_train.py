@@ -1,0 +1,116 @@
+import json
+import os
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from src.train import train
+from tests.conftest import ROOT, TINY, run_module
+
+SCALARS = {
+    "train/loss_step",
+    "train/acc_step",
+    "train/loss_epoch",
+    "train/acc_epoch",
+    "val/loss",
+    "val/acc",
+    "val/acc_best",
+    "test/loss",
+    "test/acc",
+    "lr-Adam",
+}
+
+
+def read_events(folder):
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})
+    events.Reload()
+    return events
+
+
+def event_folder(run_dir):
+    (folder,) = (run_dir / "tensorboard").iterdir()
+    return folder
+
+
+def test_a_run_fits_tests_the_best_checkpoint_and_writes_everything(tiny_cfg, tmp_path):
+    metrics = train(tiny_cfg(), tmp_path, ["trainer.max_epochs=2"], "trainer.max_epochs=2")
+
+    assert (tmp_path / "checkpoints" / "best.ckpt").is_file()
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(record) >= {"test/acc", "test/loss", "val/acc_best", "epochs", "fit_seconds"}
+    assert record["overrides"] == ["trainer.max_epochs=2"] and record["epochs"] == 2
+    assert record["test/acc"] == metrics["test/acc"] > 0.5  # the tiny digits are learnable
+
+    folder = event_folder(tmp_path)
+    assert folder.name == "trainer.max_epochs=2"
+    scalars = set(read_events(folder).Tags()["scalars"])
+    assert scalars >= SCALARS, SCALARS - scalars
+
+
+def test_hyperparameters_and_final_metrics_reach_the_hparams_tab(tiny_cfg, tmp_path):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    train(tiny_cfg("trainer.max_epochs=1"), tmp_path)
+    events = read_events(event_folder(tmp_path))
+    content = events.SummaryMetadata("_hparams_/experiment").plugin_data.content
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content).experiment
+    assert {m.name.tag for m in experiment.metric_infos} == {
+        "test/acc",
+        "test/loss",
+        "val/acc_best",
+    }
+    assert {"model.name", "optimizer.lr", "data.batch_size"} <= {
+        h.name for h in experiment.hparam_infos
+    }
+
+
+def test_csv_logger_and_no_logger(tiny_cfg, tmp_path):
+    train(tiny_cfg("logger=csv", "trainer.max_epochs=1"), tmp_path / "csv")
+    assert "val/acc" in (tmp_path / "csv" / "csv" / "metrics.csv").read_text()
+    train(tiny_cfg("logger=none", "trainer.max_epochs=1"), tmp_path / "none")
+    assert not (tmp_path / "none" / "tensorboard").exists()
+    assert (tmp_path / "none" / "metrics.json").is_file()
+
+
+def test_same_seed_and_config_give_identical_metrics(tiny_cfg, tmp_path):
+    first = train(tiny_cfg("logger=none"), tmp_path / "a")
+    second = train(tiny_cfg("logger=none"), tmp_path / "b")
+    assert first["test/acc"] == second["test/acc"]
+    assert first["test/loss"] == second["test/loss"]
+    assert first["val/acc_best"] == second["val/acc_best"]
+
+
+def test_multirun_writes_one_folder_with_metrics_per_job(tiny_mnist, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    result = run_module(
+        "src.train",
+        "-m",
+        "model=convnet16,convnet_single",
+        f"data.data_dir={tiny_mnist}",
+        *TINY,
+        "trainer.max_epochs=1",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for job in ("0", "1"):
+        record = json.loads((sweep_dir / job / "metrics.json").read_text())
+        assert record["test/acc"] > 0
+        assert (sweep_dir / job / ".hydra" / "config.yaml").is_file()
+        assert (sweep_dir / job / "train.log").is_file()
+    assert "test acc" in result.stdout + result.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not os.environ.get("DATA_DIR"), reason="DATA_DIR is not set")
+def test_one_epoch_on_real_mnist_reaches_98_percent(tmp_path):
+    result = run_module(
+        "src.train",
+        "trainer.max_epochs=1",
+        "callbacks.progress_bar_refresh=0",
+        f"hydra.run.dir={tmp_path}",
+        env={"DATA_DIR": str(ROOT / os.environ["DATA_DIR"])},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["test/acc"] >= 0.98
