@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -11,6 +12,7 @@ from torch import Tensor
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from src.errors import UsageError
 from src.networks import NUM_CLASSES, build_convnet
 
 
@@ -105,3 +107,34 @@ def build_scheduler(settings: dict[str, Any], optimizer, total_steps: int):
             optimizer, T_max=int(total_steps), eta_min=settings["min_lr"]
         )
     raise ValueError(f"unknown scheduler '{name}'")
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file as given, or a run folder's best checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoints" / "best.ckpt"
+    if not path.is_file():
+        raise UsageError(
+            f"no checkpoint at {path}: pass a .ckpt file or a run folder that holds "
+            "checkpoints/best.ckpt (see outputs/runs/...)"
+        )
+    return path
+
+
+def load_classifier(path: str | Path, map_location: str = "cpu") -> DigitClassifier:
+    """Rebuild a trained classifier from its checkpoint alone.
+
+    Loading is weights-only: a checkpoint holds tensors and plain values, never code to run.
+    """
+    checkpoint = find_checkpoint(path)
+    try:
+        return DigitClassifier.load_from_checkpoint(
+            checkpoint, map_location=map_location, weights_only=True
+        )
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UsageError(
+            f"{checkpoint} could not be loaded as a checkpoint of this project ({reason}): pass a "
+            "checkpoint written by `python -m src.train` (a run's checkpoints/best.ckpt)"
+        ) from None

@@ -41,3 +41,27 @@ def test_checkpoint_hyperparameters_rebuild_the_same_network():
     rebuilt.load_state_dict(model.state_dict())
     images = torch.randn(2, 1, 28, 28)
     assert torch.equal(model(images), rebuilt(images))
+
+
+def test_a_run_folder_or_its_checkpoint_rebuilds_the_trained_model(tiny_cfg, tmp_path):
+    from src.task import load_classifier
+    from src.train import train
+
+    train(tiny_cfg("logger=none", "trainer.max_epochs=1", "model=convnet16"), tmp_path)
+    for path in (tmp_path, tmp_path / "checkpoints" / "last.ckpt"):
+        model = load_classifier(path)
+        assert model.hparams.model["name"] == "convnet16"
+        assert model(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+
+
+def test_missing_or_foreign_checkpoints_are_named(tmp_path):
+    import pytest
+
+    from src.errors import UsageError
+    from src.task import load_classifier
+
+    with pytest.raises(UsageError, match="no checkpoint at"):
+        load_classifier(tmp_path / "nothing.ckpt")
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    with pytest.raises(UsageError, match="could not be loaded as a checkpoint"):
+        load_classifier(tmp_path / "notes.ckpt")
