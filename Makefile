@@ -1,4 +1,4 @@
-# make install | train | test | lint | tensorboard | bench | clean
+# make install | train | test | lint | format | tensorboard | bench | clean
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DATA_DIR ?= $(if $(wildcard ../shared/data/MNIST/raw),../shared/data,data)
 export DATA_DIR
 
-.PHONY: install train test lint format tensorboard clean
+.PHONY: install train test lint format tensorboard bench clean
 
 install: $(BIN)/activate
 $(BIN)/activate: pyproject.toml
@@ -30,6 +30,11 @@ format: install
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# A B C alternating (plain loop, project fp32, project bf16), then whole processes end to end.
+bench: install
+	$(BIN)/python -m src.bench $(ARGS)
+	$(BIN)/python -m src.bench --end-to-end $(ARGS)
 
 tensorboard: install
 	$(BIN)/tensorboard --logdir outputs

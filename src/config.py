@@ -8,14 +8,17 @@ range checks in `__post_init__` before any work starts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
+from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from src.errors import UsageError
 
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 NORMALIZATIONS = {"mnist": (0.1307, 0.3081), "half": (0.5, 0.5), "none": (0.0, 1.0)}
 PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64")
 ACCELERATORS = ("cpu", "gpu", "auto")
@@ -154,6 +157,7 @@ class TrainerConfig:
     limit_test_batches: float = 1.0
     check_val_every_n_epoch: int = 1
     threads: int | None = None
+    channels_last: bool = True
 
     def __post_init__(self) -> None:
         require(self.max_epochs >= 1, f"trainer.max_epochs must be >= 1, got {self.max_epochs}")
@@ -237,6 +241,13 @@ def register_schemas() -> None:
     for group, schemas in SCHEMAS.items():
         for name, schema in schemas.items():
             store.store(group=group, name=name, node=schema)
+
+
+def compose_config(overrides: list[str], config_name: str = "train") -> DictConfig:
+    """The config a command line with these overrides would get, composed outside a Hydra app."""
+    register_schemas()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose(config_name, overrides=overrides)
 
 
 def validate(cfg: DictConfig) -> None:

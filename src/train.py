@@ -50,7 +50,12 @@ def train(
         torch.set_num_threads(cfg.trainer.threads)
 
     data = MNISTDataModule(**cfg.data, seed=cfg.seed)
-    model = DigitClassifier(plain(cfg.model), plain(cfg.optimizer), plain(cfg.scheduler))
+    model = DigitClassifier(
+        plain(cfg.model),
+        plain(cfg.optimizer),
+        plain(cfg.scheduler),
+        channels_last=cfg.trainer.channels_last,
+    )
     logger = build_logger(cfg.logger.name, run_dir, run_name or "defaults")
     trainer = L.Trainer(
         **trainer_settings(cfg.trainer),
@@ -86,7 +91,8 @@ def train(
 def trainer_settings(trainer_cfg: DictConfig) -> dict[str, Any]:
     """The trainer group minus the settings that are not Lightning Trainer arguments."""
     settings = plain(trainer_cfg)
-    settings.pop("threads")
+    for ours in ("threads", "channels_last"):
+        settings.pop(ours)
     return settings
 
 

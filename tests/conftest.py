@@ -9,13 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from src.config import register_schemas
+from src.config import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "conf"
 TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 TEST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -64,9 +62,7 @@ def tiny_mnist(tmp_path_factory) -> Path:
 
 
 def compose_train(*overrides: str, config_name: str = "train") -> DictConfig:
-    register_schemas()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose(config_name, overrides=list(overrides))
+    return compose_config(list(overrides), config_name)
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from src.train import train
 from tests.conftest import ROOT, TINY, run_module
 
 SCALARS = {
-    "train/loss_step",
-    "train/acc_step",
+    "train/loss",
+    "train/acc",
     "train/loss_epoch",
     "train/acc_epoch",
     "val/loss",
@@ -114,3 +114,11 @@ def test_one_epoch_on_real_mnist_reaches_98_percent(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["test/acc"] >= 0.98
+
+
+def test_per_step_training_scalars_are_written_every_log_every_n_steps(tiny_cfg, tmp_path):
+    # 300 training images / batch 32 = 10 steps an epoch, 2 epochs, a value every 4th step
+    train(tiny_cfg("trainer.log_every_n_steps=4"), tmp_path)
+    events = read_events(event_folder(tmp_path))
+    assert [e.step for e in events.Scalars("train/loss")] == [3, 7, 11, 15, 19]
+    assert len(events.Scalars("train/acc_epoch")) == 2

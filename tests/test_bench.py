@@ -1,0 +1,32 @@
+import json
+
+from src.bench import main
+
+
+def test_smoke_run_compares_the_plain_loop_with_the_project(tiny_mnist, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATA_DIR", str(tiny_mnist))
+    monkeypatch.chdir(tmp_path)
+    report = main(
+        [
+            "--images",
+            "96",
+            "--batch-size",
+            "32",
+            "--repeats",
+            "1",
+            "--override",
+            "data.val_size=100",
+            "--override",
+            "data.eval_batch_size=50",
+        ]
+    )
+    (variants,) = report["rounds"]
+    assert [v["variant"] for v in variants] == [
+        "A plain loop",
+        "B project fp32",
+        "C project bf16-mixed",
+    ]
+    assert all(v["images"] == 96 and v["images_per_second"] > 0 for v in variants)
+    assert set(report["ratios"]) == {"B/A", "C/A"}
+    (written,) = (tmp_path / "outputs" / "bench").glob("compare-*.json")
+    assert json.loads(written.read_text())["ratios"] == report["ratios"]
