@@ -2,11 +2,11 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigAttributeError, ValidationError
 
-from src.config import validate
+from src.config import CONF_DIR, validate
 from src.errors import UsageError
 from src.networks import build_convnet
 from src.task import build_optimizer, build_scheduler
-from tests.conftest import CONF_DIR, compose_train
+from tests.conftest import compose_train
 
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))]

@@ -2,8 +2,9 @@ import pytest
 import torch
 from torch import nn
 
+from src.config import CONF_DIR
 from src.networks import build_convnet, count_parameters
-from tests.conftest import CONF_DIR, compose_train
+from tests.conftest import compose_train
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 
