@@ -1,3 +1,4 @@
+import lightning as L
 import torch
 
 from src.task import DigitClassifier, build_optimizer
@@ -11,6 +12,7 @@ def classifier(*overrides: str) -> DigitClassifier:
 
 def test_training_step_returns_the_cross_entropy_of_the_batch():
     model = classifier("model=convnet16")
+    model.trainer = L.Trainer(logger=False, enable_progress_bar=False, log_every_n_steps=50)
     images, labels = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
     loss = model.training_step((images, labels), 0)
     expected = torch.nn.functional.cross_entropy(model(images), labels)
