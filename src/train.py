@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from src.errors import exit_on_usage_error
 from src.task import DigitClassifier
 
 log = logging.getLogger(__name__)
+# Lightning 2.6 calls a torch pytree API that newer torch marks deprecated, once per run: noise.
+warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
 FINAL_METRICS = ("test/acc", "test/loss", "val/acc_best")
 
 
