@@ -22,6 +22,7 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 NORMALIZATIONS = {"mnist": (0.1307, 0.3081), "half": (0.5, 0.5), "none": (0.0, 1.0)}
 PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64")
 ACCELERATORS = ("cpu", "gpu", "auto")
+STRATEGIES = ("auto", "ddp")
 MNIST_TRAIN_SIZE = 60_000
 
 
@@ -179,6 +180,12 @@ class TrainerConfig:
             gpu or self.precision != "16-mixed" or torch.cuda.is_available(),
             "trainer.precision=16-mixed needs a GPU: on CPU use trainer.precision=bf16-mixed",
         )
+        require(
+            self.strategy in STRATEGIES,
+            f"trainer.strategy must be one of {list(STRATEGIES)} (ddp: one process per device, "
+            f"as trainer=ddp and trainer=ddp_cpu set it), got '{self.strategy}'",
+        )
+        require(self.num_nodes >= 1, f"trainer.num_nodes must be >= 1, got {self.num_nodes}")
         require(self.threads is None or self.threads >= 1, "trainer.threads must be >= 1")
         require(
             self.gradient_clip_val is None or self.gradient_clip_val > 0,

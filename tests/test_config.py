@@ -52,6 +52,8 @@ def test_data_dir_comes_from_the_environment_when_set(monkeypatch):
         ("trainer.precision=17", "trainer.precision must be one of"),
         ("trainer.accelerator=tpu", "trainer.accelerator must be one of"),
         ("data.normalize=imagenet", "data.normalize must be one of"),
+        ("trainer.strategy=fsdp", "trainer.strategy must be one of"),
+        ("trainer.num_nodes=0", "trainer.num_nodes must be >= 1"),
     ],
 )
 def test_out_of_range_values_are_refused_with_the_fix(override, message):
