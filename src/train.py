@@ -24,6 +24,11 @@ from torch.utils.tensorboard.summary import hparams
 from src.callbacks import build_callbacks
 from src.config import validate
 from src.data import MNISTDataModule
+from src.distributed import (
+    leave_the_log_file_to_rank_zero,
+    processes_of_this_job,
+    wait_for_launched_processes,
+)
 from src.errors import exit_on_usage_error
 from src.task import DigitClassifier
 
@@ -38,7 +43,8 @@ FINAL_METRICS = ("test/acc", "test/loss", "val/acc_best")
 def main(cfg: DictConfig) -> float:
     run = HydraConfig.get()
     overrides = list(run.overrides.task)
-    metrics = train(cfg, Path(run.runtime.output_dir), overrides, run.job.override_dirname)
+    with processes_of_this_job("src.train"):
+        metrics = train(cfg, Path(run.runtime.output_dir), overrides, run.job.override_dirname)
     return metrics["val/acc_best"]
 
 
@@ -67,6 +73,7 @@ def train(
         enable_progress_bar=cfg.callbacks.progress_bar_refresh > 0,
         default_root_dir=run_dir,
     )
+    leave_the_log_file_to_rank_zero(trainer)
 
     start = time.perf_counter()
     trainer.fit(model, datamodule=data)
@@ -84,10 +91,11 @@ def train(
         write_metrics(run_dir, metrics, overrides or [], cfg.name)
         if isinstance(logger, TensorBoardLogger):
             log_hparams(logger, cfg, metrics)
-    log.info(
-        f"test acc {metrics['test/acc']:.2%} | best val acc {val_acc_best:.2%} | "
-        f"{metrics['epochs']} epoch(s) in {fit_seconds:.1f} s | run {display_path(run_dir)}"
-    )
+        log.info(
+            f"test acc {metrics['test/acc']:.2%} | best val acc {val_acc_best:.2%} | "
+            f"{metrics['epochs']} epoch(s) in {fit_seconds:.1f} s | run {display_path(run_dir)}"
+        )
+    wait_for_launched_processes(trainer)
     return metrics
 
 
