@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -104,6 +106,23 @@ def test_training_shards_are_disjoint_and_equal_and_eval_shards_cover_every_imag
     evaluation = [served_indices(TensorBatches(images, labels, 8, False, 0, r, 2)) for r in (0, 1)]
     assert sorted(evaluation[0] + evaluation[1]) == list(range(101))
     assert [len(TensorBatches(images, labels, 8, False, 0, r, 2)) for r in (0, 1)] == [7, 7]
+
+
+def test_the_data_lives_on_the_strategy_device_and_each_process_takes_its_own_shard(tiny_mnist):
+    # "meta" stands in for a GPU: tensors with a device and a shape, but no memory or kernels.
+    data = MNISTDataModule(data_dir=str(tiny_mnist), val_size=100, batch_size=32)
+    strategy = SimpleNamespace(root_device=torch.device("meta"))
+    data.trainer = SimpleNamespace(strategy=strategy, global_rank=1, world_size=2, training=True)
+    data.setup("fit")
+    assert {x.device.type for split in data.splits.values() for x in split} == {"meta"}
+    train = data.train_dataloader()
+    assert (train.rank, train.world_size, train.equal_shards) == (1, 2, True)
+    assert train.shard().device.type == "meta"  # batches are sliced where the data lives
+    images, labels = data.on_after_batch_transfer(next(iter(train)), 0)
+    assert images.device.type == labels.device.type == "meta"
+    assert images.dtype == torch.float32 and images.shape == (32, 1, 28, 28)
+    test = data.test_dataloader()
+    assert (test.rank, test.world_size, test.equal_shards) == (1, 2, False)
 
 
 def test_saved_position_resumes_with_the_same_remaining_batches():
