@@ -17,6 +17,15 @@ from omegaconf import DictConfig
 MONITOR = "val/acc"
 
 
+class ProgressBar(TQDMProgressBar):
+    """Lightning's bar without the logger's version number, which here is the run name."""
+
+    def get_metrics(self, trainer, pl_module) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
+
+
 def build_callbacks(cfg: DictConfig, run_dir: Path, with_logger: bool) -> list[Callback]:
     callbacks: list[Callback] = [
         ModelCheckpoint(
@@ -30,7 +39,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, with_logger: bool) -> list[C
         ModelSummary(max_depth=cfg.summary_depth),
     ]
     if cfg.progress_bar_refresh > 0:
-        callbacks.append(TQDMProgressBar(refresh_rate=cfg.progress_bar_refresh))
+        callbacks.append(ProgressBar(refresh_rate=cfg.progress_bar_refresh))
     if with_logger:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if cfg.early_stopping:

@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from src.sweeps import OPTIMIZED_METRIC, claim_tensorboard_run, first_line, thre
 from src.task import DigitClassifier
 
 log = logging.getLogger(__name__)
+# Lightning 2.6 calls a torch pytree API that newer torch marks deprecated, once per run: noise.
+warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
 FINAL_METRICS = ("test/acc", "test/loss", "val/acc_best")
 
 
