@@ -73,6 +73,7 @@ def test_a_failed_job_is_recorded_and_the_seeds_of_the_others_summarised(multiru
     # one TensorBoard root for the whole sweep, one run per finished job, named by its overrides
     runs = sorted(p.name for p in (sweep / "tensorboard").iterdir())
     assert len(runs) == 2 and all("optimizer.lr=0.05" in run for run in runs)
+    assert all(any((sweep / "tensorboard" / run).glob("events.*")) for run in runs)
     assert ["seed=1" in runs[0], "seed=2" in runs[1]] == [True, True]
 
 
