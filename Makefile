@@ -1,4 +1,4 @@
-# make install | train | test | lint | format | tensorboard | bench | clean
+# make install | train | sweep | test | lint | format | tensorboard | bench | clean
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DATA_DIR ?= $(if $(wildcard ../shared/data/MNIST/raw),../shared/data,data)
 export DATA_DIR
 
-.PHONY: install train test lint format tensorboard bench clean
+.PHONY: install train sweep test lint format tensorboard bench clean
 
 install: $(BIN)/activate
 $(BIN)/activate: pyproject.toml
@@ -19,6 +19,12 @@ $(BIN)/activate: pyproject.toml
 
 train: install
 	$(BIN)/python -m src.train $(ARGS)
+
+# An example sweep, a few minutes on 2 cores: 2 models x 2 optimizers x 2 seeds, a tenth of an
+# epoch each; the summary table ends it (and lies in the sweep folder as summary.md).
+sweep: install
+	$(BIN)/python -m src.train -m model=convnet_single,convnet16 optimizer=sgd,adam seed=1,2 \
+		trainer.max_epochs=1 trainer.limit_train_batches=0.1 callbacks.progress_bar_refresh=0 $(ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests

@@ -225,6 +225,7 @@ class TrainConfig:
     callbacks: Any = MISSING
     seed: int = 42
     name: str | None = None
+    fail_fast: bool = False
 
 
 SCHEMAS = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -17,6 +18,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams
@@ -29,7 +31,8 @@ from src.distributed import (
     processes_of_this_job,
     wait_for_launched_processes,
 )
-from src.errors import exit_on_usage_error
+from src.errors import UsageError, exit_on_usage_error, show_traceback
+from src.sweeps import OPTIMIZED_METRIC, claim_tensorboard_run, first_line, threads_per_job
 from src.task import DigitClassifier
 
 log = logging.getLogger(__name__)
@@ -40,18 +43,52 @@ FINAL_METRICS = ("test/acc", "test/loss", "val/acc_best")
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @exit_on_usage_error
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
     run = HydraConfig.get()
+    run_dir = Path(run.runtime.output_dir)
     overrides = list(run.overrides.task)
     with processes_of_this_job("src.train"):
-        metrics = train(cfg, Path(run.runtime.output_dir), overrides, run.job.override_dirname)
-    return metrics["val/acc_best"]
+        if run.mode == RunMode.MULTIRUN:
+            return sweep_job(cfg, run, run_dir, overrides)
+        return train(cfg, run_dir, overrides, run.job.override_dirname)[OPTIMIZED_METRIC]
+
+
+def sweep_job(
+    cfg: DictConfig, run: DictConfig, run_dir: Path, overrides: list[str]
+) -> float | None:
+    """One job of a multirun. A failure is written to the job's metrics.json and the job returns
+    None, so the sweep goes on and its summary lists the failure (Optuna counts the trial as
+    failed); with fail_fast=true the first failure stops the whole sweep."""
+    if cfg.trainer.threads is None:
+        cfg.trainer.threads = threads_per_job(run.launcher)
+    log_root = Path(run.sweep.dir) / "tensorboard"
+    try:
+        validate(cfg)  # before claiming a TensorBoard run: a job with a bad value gets none
+        run_name = run.job.override_dirname
+        if cfg.logger.name == "tensorboard":
+            run_name = claim_tensorboard_run(log_root, run_name, run.job.num)
+        return train(cfg, run_dir, overrides, run_name, log_root)[OPTIMIZED_METRIC]
+    except Exception as error:
+        failure = {"status": "failed", "error": first_line(error)}
+        write_metrics(run_dir, failure, overrides, cfg.name)
+        a_bug = not isinstance(error, UsageError)
+        log.error(
+            f"job {run.job.num} failed: {failure['error']}", exc_info=a_bug or show_traceback()
+        )
+        if cfg.fail_fast:
+            sys.exit("error: the sweep stops at its first failed job (fail_fast=true)")
+        return None
 
 
 def train(
-    cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None, run_name: str = ""
+    cfg: DictConfig,
+    run_dir: Path,
+    overrides: list[str] | None = None,
+    run_name: str = "",
+    log_root: Path | None = None,
 ) -> dict[str, Any]:
-    """Fit, validating every epoch, then test the best checkpoint; returns the final metrics."""
+    """Fit, validating every epoch, then test the best checkpoint; returns the final metrics.
+    TensorBoard writes to <log_root>/<run_name> (default: the run folder's tensorboard/)."""
     validate(cfg)
     route_lightning_logs_to_hydra()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -65,7 +102,7 @@ def train(
         plain(cfg.scheduler),
         channels_last=cfg.trainer.channels_last,
     )
-    logger = build_logger(cfg.logger.name, run_dir, run_name or "defaults")
+    logger = build_logger(cfg.logger.name, run_dir, run_name or "defaults", log_root)
     trainer = L.Trainer(
         **trainer_settings(cfg.trainer),
         logger=logger or False,
@@ -86,6 +123,7 @@ def train(
         "val/acc_best": val_acc_best,
         "epochs": trainer.current_epoch,
         "fit_seconds": round(fit_seconds, 2),
+        "threads": torch.get_num_threads(),
     }
     if trainer.is_global_zero:
         write_metrics(run_dir, metrics, overrides or [], cfg.name)
@@ -118,10 +156,12 @@ def plain(node: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(node, resolve=True)
 
 
-def build_logger(name: str, run_dir: Path, run_name: str) -> Logger | None:
+def build_logger(
+    name: str, run_dir: Path, run_name: str, log_root: Path | None = None
+) -> Logger | None:
     if name == "tensorboard":
         return TensorBoardLogger(
-            run_dir, name="tensorboard", version=run_name, default_hp_metric=False
+            log_root or run_dir / "tensorboard", name="", version=run_name, default_hp_metric=False
         )
     if name == "csv":
         return CSVLogger(run_dir, name="csv", version="")
@@ -129,7 +169,13 @@ def build_logger(name: str, run_dir: Path, run_name: str) -> Logger | None:
 
 
 def write_metrics(run_dir: Path, metrics: dict, overrides: list[str], name: str | None) -> None:
-    record = {**metrics, "name": name, "overrides": overrides, "run_dir": str(run_dir)}
+    record = {
+        "status": "ok",
+        **metrics,
+        "name": name,
+        "overrides": overrides,
+        "run_dir": str(run_dir),
+    }
     (run_dir / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
 
 

@@ -67,14 +67,16 @@ def test_ddp_test_accuracy_equals_one_process_testing_the_same_checkpoint(ddp_ru
 
 
 def test_a_ddp_multirun_completes_every_job_in_its_own_folder(odd_mnist, tmp_path):
-    args = ["-m", "model=convnet16,convnet_single", "logger=none", f"data.data_dir={odd_mnist}"]
-    run_in(tmp_path, *args, *TINY, *DDP)
+    args = ["-m", "model=convnet16,convnet_single", f"data.data_dir={odd_mnist}"]
+    result = run_in(tmp_path, *args, *TINY, *DDP)
+    assert "2 jobs, 0 failed" in result.stdout + result.stderr
     (sweep,) = (tmp_path / "outputs" / "multiruns").glob("*/*")
     assert not (tmp_path / "outputs" / "runs").exists()  # no process made a single-run folder
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
+    assert sorted(job.name for job in sweep.glob("[0-9]*")) == ["0", "1"]
     for job in ("0", "1"):
+        names = {path.name for path in (sweep / job).iterdir()}
+        assert names == {".hydra", "checkpoints", "train.log", "metrics.json"}
         assert json.loads((sweep / job / "metrics.json").read_text())["test/acc"] > 0
-        assert not list((sweep / job).glob("*ddp*"))  # no per-process logs or configs
 
 
 def hydra_node(mode: RunMode, hydra_overrides: list[str]):

@@ -1,0 +1,102 @@
+import csv
+import json
+import statistics
+
+import pytest
+import yaml
+
+from src.summarize import NOT_FINISHED, main, summarize
+
+
+def make_job(sweep, job, overrides, metrics=None, mode="MULTIRUN"):
+    """A job folder as Hydra and src.train leave it: .hydra/ and, once finished, metrics.json."""
+    folder = sweep / str(job)
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (folder / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"mode": mode}}))
+    if metrics is not None:
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+def finished(val_acc, test_acc=0.9):
+    return {
+        "status": "ok",
+        "val/acc_best": val_acc,
+        "test/acc": test_acc,
+        "epochs": 1,
+        "fit_seconds": 2.5,
+    }
+
+
+def read_csv(path):
+    with path.open() as file:
+        return list(csv.DictReader(file))
+
+
+def test_jobs_are_ranked_by_the_metric_and_failures_come_last_with_their_error(tmp_path):
+    shared = "trainer.max_epochs=1"
+    make_job(tmp_path, 0, [shared, "optimizer.lr=0.1"], finished(0.91))
+    make_job(tmp_path, 1, [shared, "optimizer.lr=-1"], {"status": "failed", "error": "lr < 0"})
+    make_job(tmp_path, 2, [shared, "optimizer.lr=0.01"], finished(0.97))
+    make_job(tmp_path, 3, [shared, "optimizer.lr=0.001"])  # killed: no metrics.json
+    make_job(tmp_path, 4, [shared, "optimizer.lr=0.03"], finished(0.95))
+
+    markdown = summarize(tmp_path)
+
+    rows = read_csv(tmp_path / "summary.csv")
+    assert [row["job"] for row in rows] == ["2", "4", "0", "1", "3"]
+    assert [row["status"] for row in rows] == ["ok", "ok", "ok", "failed", "failed"]
+    assert [row["error"] for row in rows[3:]] == ["lr < 0", NOT_FINISHED]
+    assert rows[0]["overrides"] == "optimizer.lr=0.01"  # the shared override is said once
+    assert float(rows[0]["val/acc_best"]) == 0.97 and rows[0]["run_dir"] == str(tmp_path / "2")
+    assert markdown == (tmp_path / "summary.md").read_text()
+    assert "Shared overrides: trainer.max_epochs=1" in markdown
+    assert "| failed: lr < 0" in markdown and "97.00%" in markdown
+    assert not (tmp_path / "summary_by_config.csv").exists()  # no configuration repeats
+
+
+def test_repeated_seeds_get_the_mean_and_std_of_each_configuration(tmp_path):
+    accuracies = {"model=a": [0.90, 0.94, 0.95], "model=b": [0.97, 0.98, 0.99]}
+    job = 0
+    for model, values in accuracies.items():
+        for seed, value in enumerate(values):
+            make_job(tmp_path, job, [model, f"seed={seed}"], finished(value, value - 0.01))
+            job += 1
+
+    markdown = summarize(tmp_path)
+
+    configs = read_csv(tmp_path / "summary_by_config.csv")
+    assert [c["overrides"] for c in configs] == ["model=b", "model=a"]  # best mean first
+    for config in configs:
+        values = accuracies[config["overrides"]]
+        assert config["runs"] == "3"
+        assert float(config["val/acc_best mean"]) == pytest.approx(statistics.mean(values))
+        assert float(config["val/acc_best std"]) == pytest.approx(statistics.stdev(values))
+        assert float(config["test/acc mean"]) == pytest.approx(statistics.mean(values) - 0.01)
+    assert "mean ± std" in markdown
+
+
+def test_the_command_summarizes_every_sweep_below_a_folder(tmp_path, capsys):
+    outputs = tmp_path / "outputs"
+    first, second = outputs / "multiruns" / "d" / "t1", outputs / "multiruns" / "d" / "t2"
+    make_job(first, 0, ["model=a"], finished(0.9))
+    make_job(second, 0, ["model=b"], finished(0.8))
+    single_run = make_job(outputs / "runs" / "d", "t", [], finished(0.7), mode="RUN")
+
+    main([str(outputs)])
+
+    assert (first / "summary.md").is_file() and (second / "summary.md").is_file()
+    assert not (single_run.parent / "summary.md").exists()
+    printed = capsys.readouterr().out
+    assert f"# Sweep {first}" in printed and f"# Sweep {second}" in printed
+
+
+def test_the_command_names_the_problem_when_there_is_no_sweep(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "no sweep in" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "missing")])
+    assert "is not a folder" in capsys.readouterr().err
