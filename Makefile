@@ -37,10 +37,12 @@ format: install
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# A B C alternating (plain loop, project fp32, project bf16), then whole processes end to end.
+# A B C alternating (plain loop, project fp32, project bf16), then whole processes end to end,
+# then where the project's training step spends its time.
 bench: install
 	$(BIN)/python -m src.bench $(ARGS)
 	$(BIN)/python -m src.bench --end-to-end $(ARGS)
+	$(BIN)/python -m src.bench profile --images 16000 $(ARGS)
 
 tensorboard: install
 	$(BIN)/tensorboard --logdir outputs

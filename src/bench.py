@@ -3,6 +3,7 @@
     python -m src.bench                      # A B C, alternating, 3 repeats, 55,000 images each
     python -m src.bench --end-to-end         # whole processes: src.train vs the plain script
     python -m src.bench plain                # the plain loop alone, one epoch + test, as a script
+    python -m src.bench profile              # where the project's training time goes, by operator
 
 (A) the seed loop as written: torchvision MNIST, ToTensor + Normalize per image, DataLoader.
 (B) `src.train.train`: fit (with its validation) and test, fp32.
@@ -146,6 +147,55 @@ def print_round(repeat: int, measurements: list[Measurement]) -> None:
         )
 
 
+# Operator name prefixes (forward and backward) by what they compute, for the profile's summary.
+OPERATOR_KINDS = {
+    "convolutions": ("aten::convolution", "aten::_convolution", "aten::mkldnn_convolution"),
+    "linear layers": ("aten::addmm", "aten::mm"),
+    "max pooling": ("aten::max_pool2d",),
+    "outside any operator (Python, Lightning)": ("ProfilerStep",),
+}
+PROFILE_WARMUP_STEPS = 5
+PROFILE_MAX_STEPS = 200  # enough for stable shares; a longer trace only costs memory
+
+
+def profile(args: argparse.Namespace) -> dict:
+    """Training steps of the project's fp32 run under torch.profiler: the operators that take the
+    most time, and the shares of convolutions, linear layers, pooling and the time spent outside
+    any operator. Only whole training
+    steps are recorded (from one optimizer step to the next), not validation or testing."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+    from torch.profiler import ProfilerActivity, schedule
+    from torch.profiler import profile as torch_profile
+
+    steps = min(
+        math.ceil(args.images / args.batch_size) - PROFILE_WARMUP_STEPS - 1, PROFILE_MAX_STEPS
+    )
+    if steps < 1:
+        sys.exit(f"error: profile needs more than {PROFILE_WARMUP_STEPS + 1} batches of --images")
+    recording = schedule(wait=0, warmup=PROFILE_WARMUP_STEPS, active=steps, repeat=1)
+    with torch_profile(activities=[ProfilerActivity.CPU], schedule=recording) as profiler:
+        hook = register_optimizer_step_post_hook(lambda *_: profiler.step())
+        try:
+            measurement = project(
+                args.model, args.batch_size, args.images, args.device, "32", args.override
+            )
+        finally:
+            hook.remove()
+    events = profiler.key_averages()
+    print(events.table(sort_by="self_cpu_time_total", row_limit=15))
+    total = sum(event.self_cpu_time_total for event in events)
+    shares = {
+        kind: sum(e.self_cpu_time_total for e in events if e.key.startswith(prefixes)) / total
+        for kind, prefixes in OPERATOR_KINDS.items()
+    }
+    shares["everything else"] = 1 - sum(shares.values())
+    return {
+        "measurement": asdict(measurement),
+        "profiled_steps": steps,
+        "self_cpu_time_shares": shares,
+    }
+
+
 def end_to_end(args: argparse.Namespace) -> dict:
     """Whole processes, start-up included: one epoch of src.train against the plain script."""
     commands = {
@@ -205,7 +255,9 @@ def cpu_name() -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", nargs="?", choices=["compare", "plain"], default="compare")
+    parser.add_argument(
+        "mode", nargs="?", choices=["compare", "plain", "profile"], default="compare"
+    )
     parser.add_argument("--model", default="convnet32")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
@@ -233,9 +285,11 @@ def main(argv: list[str] | None = None) -> dict:
         result = plain_loop(args.model, args.batch_size, args.images, args.device)
         print_round(0, [result])
         return asdict(result)
-    kind = "end_to_end" if args.end_to_end else "compare"
-    report = end_to_end(args) if args.end_to_end else compare(args)
-    summary = {k: v for k, v in report.items() if k in ("ratios", "project/plain")}
+    kind = "end_to_end" if args.end_to_end else args.mode
+    report = {"compare": compare, "profile": profile, "end_to_end": end_to_end}[kind](args)
+    summary = {
+        k: v for k, v in report.items() if k in ("ratios", "project/plain", "self_cpu_time_shares")
+    }
     print(json.dumps(summary, indent=2))
     print(f"written to {write_report(kind, report, args)}")
     return report

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from src.bench import main
 
 
@@ -30,3 +32,17 @@ def test_smoke_run_compares_the_plain_loop_with_the_project(tiny_mnist, tmp_path
     assert set(report["ratios"]) == {"B/A", "C/A"}
     (written,) = (tmp_path / "outputs" / "bench").glob("compare-*.json")
     assert json.loads(written.read_text())["ratios"] == report["ratios"]
+
+
+def test_profile_attributes_the_training_steps_time_to_operators(tiny_mnist, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATA_DIR", str(tiny_mnist))
+    monkeypatch.chdir(tmp_path)
+    report = main(
+        ["profile", "--images", "160", "--batch-size", "16"]
+        + ["--override", "data.val_size=100", "--override", "data.eval_batch_size=50"]
+    )
+    shares = report["self_cpu_time_shares"]
+    assert report["profiled_steps"] == 160 // 16 - 6
+    assert shares["convolutions"] > 0 and shares["linear layers"] > 0
+    assert sum(shares.values()) == pytest.approx(1)
+    assert len(list((tmp_path / "outputs" / "bench").glob("profile-*.json"))) == 1
