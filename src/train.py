@@ -106,7 +106,7 @@ def train(
     trainer = L.Trainer(
         **trainer_settings(cfg.trainer),
         logger=logger or False,
-        callbacks=build_callbacks(cfg.callbacks, run_dir, with_logger=logger is not None),
+        callbacks=build_callbacks(cfg.callbacks, run_dir, logger),
         enable_progress_bar=cfg.callbacks.progress_bar_refresh > 0,
         default_root_dir=run_dir,
     )
