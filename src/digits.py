@@ -8,6 +8,8 @@ right once they are made the same way.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -23,7 +25,7 @@ class NotADigit(ValueError):
     """An image that cannot be made into a digit; the message says why."""
 
 
-def read_image(path: str) -> Image.Image:
+def read_image(path: str | Path) -> Image.Image:
     """The image in grayscale, upright as its camera took it, transparency over white."""
     with Image.open(path) as image:
         image = ImageOps.exif_transpose(image)
