@@ -32,7 +32,13 @@ from src.distributed import (
     wait_for_launched_processes,
 )
 from src.errors import UsageError, exit_on_usage_error, show_traceback
-from src.sweeps import OPTIMIZED_METRIC, claim_tensorboard_run, first_line, threads_per_job
+from src.sweeps import (
+    OPTIMIZED_METRIC,
+    claim_tensorboard_run,
+    first_line,
+    fit_folder_name,
+    threads_per_job,
+)
 from src.task import DigitClassifier
 
 log = logging.getLogger(__name__)
@@ -50,7 +56,8 @@ def main(cfg: DictConfig) -> float | None:
     with processes_of_this_job("src.train"):
         if run.mode == RunMode.MULTIRUN:
             return sweep_job(cfg, run, run_dir, overrides)
-        return train(cfg, run_dir, overrides, run.job.override_dirname)[OPTIMIZED_METRIC]
+        run_name = fit_folder_name(run.job.override_dirname)  # many overrides make a long name
+        return train(cfg, run_dir, overrides, run_name)[OPTIMIZED_METRIC]
 
 
 def sweep_job(
