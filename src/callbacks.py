@@ -1,4 +1,5 @@
-"""The callbacks every run uses: checkpoints, early stopping, progress bar, model summary."""
+"""The callbacks every run uses: checkpoints, early stopping, progress bar, model summary, and
+the pictures of a TensorBoard run."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from lightning.pytorch.callbacks import (
     ModelSummary,
     TQDMProgressBar,
 )
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig
+
+from src.pictures import Pictures
 
 MONITOR = "val/acc"
 
@@ -26,7 +30,7 @@ class ProgressBar(TQDMProgressBar):
         return metrics
 
 
-def build_callbacks(cfg: DictConfig, run_dir: Path, with_logger: bool) -> list[Callback]:
+def build_callbacks(cfg: DictConfig, run_dir: Path, logger: Logger | None) -> list[Callback]:
     callbacks: list[Callback] = [
         ModelCheckpoint(
             dirpath=run_dir / "checkpoints",
@@ -40,8 +44,10 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, with_logger: bool) -> list[C
     ]
     if cfg.progress_bar_refresh > 0:
         callbacks.append(ProgressBar(refresh_rate=cfg.progress_bar_refresh))
-    if with_logger:
+    if logger is not None:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if isinstance(logger, TensorBoardLogger):
+        callbacks.append(Pictures(cfg.pictures))
     if cfg.early_stopping:
         callbacks.append(EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.patience))
     return callbacks

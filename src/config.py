@@ -203,11 +203,26 @@ class LoggerConfig:
 
 
 @dataclass
+class PicturesConfig:
+    """Which pictures the TensorBoard logger gets during training (src/pictures.py)."""
+
+    graph: bool = True
+    layer_table: bool = True
+    samples: bool = True
+    confusion: bool = True
+    misclassified: bool = True
+    feature_maps: bool = True
+    filters: bool = True
+    histograms: bool = False
+
+
+@dataclass
 class CallbacksConfig:
     early_stopping: bool = False
     patience: int = 3
     progress_bar_refresh: int = 20
     summary_depth: int = 2
+    pictures: PicturesConfig = field(default_factory=PicturesConfig)
 
     def __post_init__(self) -> None:
         require(self.patience >= 1, "callbacks.patience must be >= 1")
@@ -228,6 +243,50 @@ class TrainConfig:
     fail_fast: bool = False
 
 
+def require_checkpoint(ckpt_path: str, command: str) -> None:
+    require(
+        ckpt_path != "",
+        f"ckpt_path is missing: python -m {command} ckpt_path=outputs/runs/<date>/<time> "
+        "(a run folder, for its best checkpoint, or a .ckpt file)",
+    )
+
+
+@dataclass
+class EvalDataConfig:
+    data_dir: str = "data"
+    eval_batch_size: int = 1000
+
+    def __post_init__(self) -> None:
+        require(self.eval_batch_size >= 1, "data.eval_batch_size must be >= 1")
+
+
+@dataclass
+class EvalConfig:
+    ckpt_path: str = ""
+    data: EvalDataConfig = field(default_factory=EvalDataConfig)
+    misclassified: int = 100
+
+    def __post_init__(self) -> None:
+        require_checkpoint(self.ckpt_path, "src.eval")
+        require(self.misclassified >= 0, f"misclassified must be >= 0, got {self.misclassified}")
+
+
+@dataclass
+class PredictConfig:
+    ckpt_path: str = ""
+    inputs: Any = None
+    preprocess: bool = True
+    json: bool = False
+
+    def __post_init__(self) -> None:
+        require_checkpoint(self.ckpt_path, "src.predict")
+        require(
+            bool(self.inputs),
+            "inputs is missing: python -m src.predict ckpt_path=<run folder> inputs=digits/ "
+            "(image files, folders or globs; several: inputs='[a.png,b.png]')",
+        )
+
+
 SCHEMAS = {
     "data": {"data_schema": DataConfig},
     "model": {"model_schema": ModelConfig},
@@ -246,6 +305,8 @@ SCHEMAS = {
 def register_schemas() -> None:
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
+    store.store(name="eval_schema", node=EvalConfig)
+    store.store(name="predict_schema", node=PredictConfig)
     for group, schemas in SCHEMAS.items():
         for name, schema in schemas.items():
             store.store(group=group, name=name, node=schema)

@@ -35,15 +35,20 @@ def claim_tensorboard_run(log_root: Path, overrides_name: str, job_num: int) -> 
     job number if another job of the sweep already has the same overrides (an Optuna trial may
     repeat one; mkdir is atomic, so parallel jobs cannot both claim a folder) or if the overrides
     are too long for a folder name (Optuna's floats are long)."""
-    name = overrides_name or "defaults"
-    if len(name.encode()) > MAX_RUN_NAME:
-        name = name.encode()[:MAX_RUN_NAME].decode(errors="ignore") + f"...,job={job_num}"
+    name = fit_folder_name(overrides_name or "defaults", f"...,job={job_num}")
     log_root.mkdir(parents=True, exist_ok=True)
     try:
         (log_root / name).mkdir()
     except FileExistsError:
         return f"{name},job={job_num}"
     return name
+
+
+def fit_folder_name(name: str, suffix: str = "...") -> str:
+    """The name as it is, or cut to fit a folder name with `suffix` after it."""
+    if len(name.encode()) <= MAX_RUN_NAME:
+        return name
+    return name.encode()[:MAX_RUN_NAME].decode(errors="ignore") + suffix
 
 
 def first_line(error: BaseException) -> str:

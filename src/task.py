@@ -62,16 +62,18 @@ class DigitClassifier(L.LightningModule):
         self.log("train/loss_epoch", self.train_loss)
         self.log("train/acc_epoch", self.train_acc)
 
-    def evaluate(self, batch: tuple[Tensor, Tensor], loss_metric, acc_metric, stage: str) -> None:
+    def evaluate(self, batch: tuple[Tensor, Tensor], loss_metric, acc_metric, stage: str) -> Tensor:
         images, labels = batch
         logits = self(images)
         loss_metric.update(F.cross_entropy(logits, labels), weight=len(labels))
         acc_metric.update(logits, labels)
         self.log(f"{stage}/loss", loss_metric, prog_bar=True)
         self.log(f"{stage}/acc", acc_metric, prog_bar=True)
+        return logits
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self.evaluate(batch, self.val_loss, self.val_acc, "val")
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """Returns the logits, for callbacks that picture the validation (src/pictures.py)."""
+        return self.evaluate(batch, self.val_loss, self.val_acc, "val")
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
@@ -157,3 +159,16 @@ def load_classifier(path: str | Path, map_location: str = "cpu") -> DigitClassif
             f"{checkpoint} could not be loaded as a checkpoint of this project ({reason}): pass a "
             "checkpoint written by `python -m src.train` (a run's checkpoints/best.ckpt)"
         ) from None
+
+
+def load_data_settings(path: str | Path) -> dict[str, Any]:
+    """The data module's settings a checkpoint was trained with (Lightning saves them beside the
+    model's), so its images can be prepared exactly as in training: the normalisation above all."""
+    checkpoint = torch.load(find_checkpoint(path), map_location="cpu", weights_only=True)
+    settings = checkpoint.get("datamodule_hyper_parameters")
+    if settings is None:
+        raise UsageError(
+            f"{find_checkpoint(path)} holds no data settings: pass a checkpoint written by "
+            "`python -m src.train` (a run's checkpoints/best.ckpt)"
+        )
+    return settings

@@ -32,7 +32,13 @@ from src.distributed import (
     wait_for_launched_processes,
 )
 from src.errors import UsageError, exit_on_usage_error, show_traceback
-from src.sweeps import OPTIMIZED_METRIC, claim_tensorboard_run, first_line, threads_per_job
+from src.sweeps import (
+    OPTIMIZED_METRIC,
+    claim_tensorboard_run,
+    first_line,
+    fit_folder_name,
+    threads_per_job,
+)
 from src.task import DigitClassifier
 
 log = logging.getLogger(__name__)
@@ -50,7 +56,8 @@ def main(cfg: DictConfig) -> float | None:
     with processes_of_this_job("src.train"):
         if run.mode == RunMode.MULTIRUN:
             return sweep_job(cfg, run, run_dir, overrides)
-        return train(cfg, run_dir, overrides, run.job.override_dirname)[OPTIMIZED_METRIC]
+        run_name = fit_folder_name(run.job.override_dirname)  # many overrides make a long name
+        return train(cfg, run_dir, overrides, run_name)[OPTIMIZED_METRIC]
 
 
 def sweep_job(
@@ -106,7 +113,7 @@ def train(
     trainer = L.Trainer(
         **trainer_settings(cfg.trainer),
         logger=logger or False,
-        callbacks=build_callbacks(cfg.callbacks, run_dir, with_logger=logger is not None),
+        callbacks=build_callbacks(cfg.callbacks, run_dir, logger),
         enable_progress_bar=cfg.callbacks.progress_bar_refresh > 0,
         default_root_dir=run_dir,
     )

@@ -46,11 +46,14 @@ def make_digits(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return images.to(torch.uint8), labels.to(torch.uint8)
 
 
-def write_mnist(data_dir: Path, train_count: int = 400, test_count: int = 100) -> Path:
+def write_mnist(
+    data_dir: Path, train_count: int = 400, test_count: int = 100, make=make_digits
+) -> Path:
+    """IDX files of `make(count, seed)`'s images and labels, where the data module reads them."""
     raw = data_dir / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for names, count, seed in ((TRAIN_FILES, train_count, 1), (TEST_FILES, test_count, 2)):
-        images, labels = make_digits(count, seed)
+        images, labels = make(count, seed)
         (raw / names[0]).write_bytes(idx_bytes(images))
         (raw / names[1]).write_bytes(idx_bytes(labels))
     return data_dir
@@ -86,3 +89,15 @@ def run_module(module: str, *args: str, cwd: Path = ROOT, env: dict | None = Non
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_mnist, tmp_path_factory) -> tuple[Path, dict]:
+    """One tiny run with the defaults (TensorBoard and its pictures): its folder and metrics,
+    shared by the tests that read a trained run. Trained on 4 batches an epoch, so that it still
+    gets some validation and test digits wrong."""
+    from src.train import train
+
+    run_dir = tmp_path_factory.mktemp("run")
+    cfg = compose_train(f"data.data_dir={tiny_mnist}", *TINY, "trainer.limit_train_batches=4")
+    return run_dir, train(cfg, run_dir)

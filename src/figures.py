@@ -1,0 +1,84 @@
+"""Pictures of a classifier's results, drawn once for `src.eval`'s PNG files and every validation
+epoch for TensorBoard (`src.pictures`).
+
+Figures are plain matplotlib `Figure`s on the Agg canvas, never pyplot: no global state, no
+display needed, nothing left open.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch.nn.functional as F
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torch import Tensor
+from torchvision.utils import make_grid
+
+from src.networks import NUM_CLASSES
+
+
+def confusion_figure(matrix: Tensor) -> Figure:
+    """Counts of true digit (rows) against predicted digit (columns), each cell labelled."""
+    counts = matrix.cpu().numpy()
+    figure = Figure(figsize=(5.5, 5), dpi=100, layout="tight")
+    axes = figure.subplots()
+    axes.imshow(counts, cmap="Blues")
+    darkest = counts.max() or 1
+    for true, predicted in np.ndindex(counts.shape):
+        count = counts[true, predicted]
+        color = "white" if count > darkest / 2 else "black"
+        axes.text(predicted, true, str(count), ha="center", va="center", fontsize=7, color=color)
+    axes.set_xticks(range(NUM_CLASSES))
+    axes.set_yticks(range(NUM_CLASSES))
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(f"{counts.trace():,} of {counts.sum():,} right")
+    return figure
+
+
+def digits_figure(images: Tensor, predicted: Tensor, true: Tensor) -> Figure:
+    """A grid of digits, each titled with its predicted and true label (a note if none)."""
+    columns = min(10, max(1, len(images)))
+    rows = max(1, math.ceil(len(images) / columns))
+    figure = Figure(figsize=(max(columns * 0.9, 2.5), rows * 1.05), dpi=100, layout="tight")
+    for axes in figure.subplots(rows, columns, squeeze=False).flat:
+        axes.axis("off")
+    if not len(images):
+        figure.axes[0].text(0.5, 0.5, "no misclassified digits", ha="center", va="center")
+    for axes, image, guess, label in zip(
+        figure.axes, images.cpu(), predicted.tolist(), true.tolist(), strict=False
+    ):
+        axes.imshow(image.squeeze(0).float().numpy(), cmap="gray")
+        axes.set_title(f"{guess} (true {label})", fontsize=8, color="firebrick")
+    return figure
+
+
+def mistakes_by_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Indices of the misclassified images, the most confidently wrong first."""
+    losses = F.cross_entropy(logits, labels, reduction="none")
+    wrong = (logits.argmax(dim=1) != labels).nonzero().squeeze(1)
+    return wrong[losses[wrong].argsort(descending=True)]
+
+
+def figure_pixels(figure: Figure) -> np.ndarray:
+    """The figure rendered as RGB pixels (height, width, 3), for TensorBoard."""
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def maps_grid(maps: Tensor) -> Tensor:
+    """Feature maps (images, channels, height, width) as one picture: a row per image, a column
+    per channel, each map scaled to its own range."""
+    images, channels = maps.shape[:2]
+    tiles = maps.detach().float().cpu().reshape(images * channels, 1, *maps.shape[2:])
+    return make_grid(tiles, nrow=channels, padding=1, normalize=True, scale_each=True)
+
+
+def filters_grid(weight: Tensor, zoom: int = 8) -> Tensor:
+    """A convolution's filters (first input channel), enlarged so 3x3 kernels can be seen."""
+    kernels = weight.detach().float().cpu()[:, :1]
+    kernels = F.interpolate(kernels, scale_factor=zoom, mode="nearest")
+    return make_grid(kernels, nrow=8, padding=2, normalize=True, scale_each=True, pad_value=1)

@@ -1,0 +1,114 @@
+"""Predict the digit in each of the user's own images with a trained checkpoint.
+
+python -m src.predict ckpt_path=outputs/runs/<date>/<time> inputs=my_digits/
+python -m src.predict ckpt_path=<...> inputs='[seven.jpg,scans/*.png]' json=true
+python -m src.predict ckpt_path=<...> inputs=mnist_like/ preprocess=false
+
+Prints per image its path, the predicted digit with its probability and the runner-up with its
+probability. A file that cannot be read as a digit gets `error: <file>: <why>` on stderr, the
+others are still predicted, and the exit status is 2.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, ListConfig
+from PIL import UnidentifiedImageError
+from torch import Tensor
+
+from src.config import validate
+from src.data import MNISTDataModule
+from src.digits import NotADigit, as_is, read_image, to_mnist
+from src.errors import EXIT_USAGE, exit_on_usage_error
+from src.task import load_classifier, load_data_settings
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@exit_on_usage_error
+def main(cfg: DictConfig) -> None:
+    if not predict(cfg):
+        sys.exit(EXIT_USAGE)
+
+
+def predict(cfg: DictConfig) -> bool:
+    """Print a prediction for every readable input; returns whether all of them were."""
+    validate(cfg)
+    model = load_classifier(cfg.ckpt_path).eval()
+    # Normalised as the checkpoint's data module normalised its training images.
+    data = MNISTDataModule(**load_data_settings(cfg.ckpt_path))
+    paths = image_paths(cfg.inputs)
+    digits: dict[str, Tensor] = {}
+    for path in paths:
+        try:
+            digits[path] = read_digit(path, cfg.preprocess)
+        except (OSError, SyntaxError, ValueError) as error:
+            print(f"error: {path}: {reason(error)}", file=sys.stderr)
+    if digits:
+        with torch.inference_mode():
+            probabilities = model(data.normalize(torch.stack(list(digits.values())))).softmax(1)
+        for path, chances in zip(digits, probabilities, strict=True):
+            print(format_prediction(path, chances, cfg.json))
+    return len(digits) == len(paths)
+
+
+def image_paths(inputs: str | ListConfig) -> list[str]:
+    """Every input as files: a file as given, a folder's images, a glob's matches. An input that
+    names nothing is kept as it is, so that reading it reports it."""
+    paths = []
+    for entry in [inputs] if isinstance(inputs, str) else inputs:
+        entry = str(entry)
+        if Path(entry).is_dir():
+            images = [
+                p for p in sorted(Path(entry).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES
+            ]
+            paths += [str(p) for p in images] or [entry]
+        else:
+            paths += sorted(glob.glob(entry)) or [entry]
+    return paths
+
+
+def read_digit(path: str, preprocess: bool) -> Tensor:
+    """The image at `path` as a uint8 (1, 28, 28) MNIST-like digit."""
+    if Path(path).is_dir():
+        raise NotADigit(f"a folder without images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    if not Path(path).exists():
+        raise NotADigit("no such file, folder or glob match")
+    image = read_image(path)
+    return to_mnist(image) if preprocess else as_is(image)
+
+
+def reason(error: Exception) -> str:
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image file (or one in a format Pillow cannot read)"
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def format_prediction(path: str, probabilities: Tensor, as_json: bool) -> str:
+    (chance, runner_up_chance), (digit, runner_up) = probabilities.topk(2)
+    prediction: dict[str, Any] = {
+        "path": path,
+        "digit": int(digit),
+        "probability": round(float(chance), 4),
+        "runner_up": int(runner_up),
+        "runner_up_probability": round(float(runner_up_chance), 4),
+    }
+    if as_json:
+        return json.dumps(prediction)
+    return (
+        f"{path}: {prediction['digit']} ({prediction['probability']:.1%}), "
+        f"runner-up {prediction['runner_up']} ({prediction['runner_up_probability']:.1%})"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+import json
+
+from PIL import Image
+
+from tests.conftest import run_module
+
+
+def test_eval_tests_the_best_checkpoint_prints_the_table_and_writes_its_files(
+    trained_run, tiny_mnist, tmp_path
+):
+    run_dir, metrics = trained_run
+    out_dir = tmp_path / "eval"
+    result = run_module(
+        "src.eval",
+        f"ckpt_path={run_dir}",
+        f"data.data_dir={tiny_mnist}",
+        f"hydra.run.dir={out_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    report = json.loads((out_dir / "metrics.json").read_text())
+    assert report["test/acc"] == metrics["test/acc"]  # the same checkpoint, the same test set
+    assert abs(report["test/loss"] - metrics["test/loss"]) < 1e-5
+    assert report["checkpoint"] == str(run_dir / "checkpoints" / "best.ckpt")
+    assert sum(digit["support"] for digit in report["per_digit"].values()) == 100
+    assert report["misclassified"] == round(100 * (1 - metrics["test/acc"])) > 0
+
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"test acc {metrics['test/acc']:.2%}")
+    header = lines.index("digit  precision   recall  support")
+    assert [line.split()[0] for line in lines[header + 1 : header + 11]] == list("0123456789")
+    for picture in ("confusion_matrix.png", "misclassified.png"):
+        with Image.open(out_dir / picture) as image:
+            assert image.format == "PNG" and min(image.size) > 100
+
+
+def test_eval_names_a_missing_checkpoint_in_one_line(tmp_path):
+    for args, message in (
+        ([], "error: ckpt_path is missing: python -m src.eval ckpt_path="),
+        ([f"ckpt_path={tmp_path / 'none'}"], f"error: no checkpoint at {tmp_path / 'none'}"),
+    ):
+        result = run_module("src.eval", *args, f"hydra.run.dir={tmp_path / 'eval'}")
+        assert result.returncode == 2
+        assert result.stderr.startswith(message) and result.stderr.count("\n") == 1

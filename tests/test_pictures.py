@@ -1,0 +1,53 @@
+from src.train import train
+from tests.test_train import event_folder, read_events
+
+EVERY_EPOCH = {
+    "val/confusion_matrix",
+    "val/misclassified",
+    "feature_maps/conv1",
+    "feature_maps/conv2",
+    "filters/conv1",
+}
+NO_PICTURES = [
+    f"callbacks.pictures.{name}=false"
+    for name in ("graph", "layer_table", "samples", "confusion", "misclassified")
+    + ("feature_maps", "filters")
+]
+
+
+def test_every_default_picture_reaches_the_event_files(trained_run):
+    run_dir, metrics = trained_run
+    events = read_events(event_folder(run_dir))
+    tags = events.Tags()
+    assert set(tags["images"]) == EVERY_EPOCH | {"inputs/train_samples"}
+    assert tags["graph"]
+    assert tags["histograms"] == []  # off by default
+    # one picture per validation epoch (2), none from the sanity check
+    for tag in EVERY_EPOCH:
+        assert len(events.Images(tag)) == metrics["epochs"] == 2, tag
+    assert len(events.Images("inputs/train_samples")) == 1
+
+
+def test_the_layer_table_lists_every_layer_and_the_parameter_count(trained_run):
+    events = read_events(event_folder(trained_run[0]))
+    (text,) = events.Tensors("model/layers/text_summary")
+    table = text.tensor_proto.string_val[0].decode()
+    assert "| conv1 | Conv2d | 32 x 28 x 28 | 320 |" in table
+    assert "| fc2 | Linear | 10 | 1,290 |" in table
+    assert "**421,642**" in table  # convnet32
+
+
+def test_histograms_when_switched_on_and_each_picture_switched_off(tiny_cfg, tmp_path, trained_run):
+    overrides = [
+        *NO_PICTURES,
+        "callbacks.pictures.histograms=true",
+        "trainer.limit_train_batches=4",
+    ]
+    metrics = train(tiny_cfg(*overrides), tmp_path)
+    tags = read_events(event_folder(tmp_path)).Tags()
+    assert tags["images"] == [] and tags["tensors"] == [] and not tags["graph"]
+    assert {"weights/conv1.weight", "gradients/conv1.weight", "gradients/fc2.bias"} <= set(
+        tags["histograms"]
+    )
+    # The pictures leave training alone: the same numbers as the run with the default pictures.
+    assert metrics["test/loss"] == trained_run[1]["test/loss"]

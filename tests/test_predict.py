@@ -1,0 +1,125 @@
+"""Predictions on a model trained on digits rendered from a font, MNIST-style (white on black,
+about 20 pixels tall, centred), so that a photo-like image of a digit is only predicted right
+when preprocessing makes it look like them."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from src.data import load_split
+from src.digits import DIGIT_BOX, MNIST_SIZE, read_image, to_mnist
+from src.train import train
+from tests.conftest import TINY, compose_train, run_module, write_mnist
+
+
+def font_digits(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    labels = torch.arange(count) % 10
+    images = []
+    for label in labels.tolist():
+        font = ImageFont.load_default(size=int(rng.integers(28, 32)))
+        image = Image.new("L", (MNIST_SIZE, MNIST_SIZE), 0)
+        draw = ImageDraw.Draw(image)
+        left, top, right, bottom = draw.textbbox((0, 0), str(label), font=font)
+        x = (MNIST_SIZE - (right - left)) / 2 - left + rng.integers(-1, 2)
+        y = (MNIST_SIZE - (bottom - top)) / 2 - top + rng.integers(-1, 2)
+        draw.text((x, y), str(label), fill=int(rng.integers(200, 256)), font=font)
+        images.append(torch.from_numpy(np.array(image)))
+    return torch.stack(images), labels.to(torch.uint8)
+
+
+def photo_of(digit: int) -> Image.Image:
+    """Dark ink on light paper, large and off-centre: nothing like MNIST until preprocessed."""
+    image = Image.new("RGB", (180, 240), (225, 220, 205))
+    ImageDraw.Draw(image).text(
+        (25, 20), str(digit), fill=(30, 30, 60), font=ImageFont.load_default(size=150)
+    )
+    return image
+
+
+@pytest.fixture(scope="module")
+def font_run(tmp_path_factory):
+    data_dir = write_mnist(tmp_path_factory.mktemp("font"), 500, 100, make=font_digits)
+    run_dir = tmp_path_factory.mktemp("font_run")
+    overrides = ["model=convnet16", "optimizer.lr=0.003", "trainer.max_epochs=3", "logger=none"]
+    train(compose_train(f"data.data_dir={data_dir}", *TINY, *overrides), run_dir)
+    return run_dir, data_dir
+
+
+def predict(run_dir, *args):
+    return run_module("src.predict", f"ckpt_path={run_dir}", *args)
+
+
+def test_mnist_like_images_are_predicted_as_they_are(font_run, tmp_path):
+    run_dir, data_dir = font_run
+    images, labels = load_split(data_dir, "test")
+    for i in range(5):
+        Image.fromarray(images[i, 0].numpy()).save(tmp_path / f"{i}.png")
+    result = predict(run_dir, f"inputs={tmp_path}", "preprocess=false", "json=true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    predictions = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [p["path"] for p in predictions] == [str(tmp_path / f"{i}.png") for i in range(5)]
+    assert [p["digit"] for p in predictions] == labels[:5].tolist()
+    for p in predictions:
+        assert 1 >= p["probability"] >= p["runner_up_probability"] >= 0
+        assert p["runner_up"] != p["digit"]
+
+
+def test_photos_are_predicted_and_bad_files_named_while_the_others_go_on(font_run, tmp_path):
+    run_dir, _ = font_run
+    for digit in (3, 7):
+        photo_of(digit).save(tmp_path / f"photo{digit}.jpg")
+    good = (tmp_path / "photo3.jpg").read_bytes()
+    (tmp_path / "corrupt.jpg").write_bytes(good[: len(good) // 3])
+    (tmp_path / "notes.txt").write_text("not an image")
+    inputs = f"inputs=[{tmp_path}/photo*.jpg,{tmp_path}/corrupt.jpg,{tmp_path}/notes.txt]"
+
+    result = predict(run_dir, inputs)
+    assert result.returncode == 2
+    three, seven = result.stdout.splitlines()
+    assert three.startswith(f"{tmp_path}/photo3.jpg: 3 (")
+    assert seven.startswith(f"{tmp_path}/photo7.jpg: 7 (")
+    errors = result.stderr.splitlines()
+    assert len(errors) == 2
+    assert errors[0].startswith(f"error: {tmp_path}/corrupt.jpg: ")
+    assert errors[1] == f"error: {tmp_path}/notes.txt: not an image file " + (
+        "(or one in a format Pillow cannot read)"
+    )
+
+
+def test_without_preprocessing_a_photo_is_refused_and_a_missing_file_named(font_run, tmp_path):
+    run_dir, _ = font_run
+    photo_of(4).save(tmp_path / "photo.png")
+    result = predict(
+        run_dir, f"inputs=[{tmp_path}/photo.png,{tmp_path}/gone.png]", "preprocess=false"
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: {tmp_path}/photo.png: 180x240 pixels, not 28x28: preprocess=false takes "
+        "MNIST-like images only; leave preprocess on for photos and scans",
+        f"error: {tmp_path}/gone.png: no such file, folder or glob match",
+    ]
+
+
+def test_a_photo_is_made_mnist_like(tmp_path):
+    photo_of(7).save(tmp_path / "seven.png")
+    digit = to_mnist(read_image(tmp_path / "seven.png"))[0].float()
+    assert digit.shape == (MNIST_SIZE, MNIST_SIZE)
+    rows, columns = (digit > 0).nonzero(as_tuple=True)
+    height, width = rows.max() - rows.min() + 1, columns.max() - columns.min() + 1
+    assert max(height, width) == DIGIT_BOX  # scaled into the 20x20 box
+    assert digit[0].sum() == digit[:, 0].sum() == 0  # the light paper became black
+    assert digit.max() == 255  # the dark ink became white
+    middle = (MNIST_SIZE - 1) / 2
+    centre_row = (digit.sum(dim=1) * torch.arange(MNIST_SIZE)).sum() / digit.sum()
+    centre_column = (digit.sum(dim=0) * torch.arange(MNIST_SIZE)).sum() / digit.sum()
+    assert abs(centre_row - middle) <= 0.5 and abs(centre_column - middle) <= 0.5
+
+
+def test_predict_needs_inputs(font_run):
+    result = predict(font_run[0])
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: inputs is missing: python -m src.predict")
