@@ -226,6 +226,7 @@ class TrainConfig:
     seed: int = 42
     name: str | None = None
     fail_fast: bool = False
+    resume: str | None = None
 
 
 SCHEMAS = {

@@ -21,6 +21,11 @@ class DigitClassifier(L.LightningModule):
     """Built from plain dicts (the `model`, `optimizer` and `scheduler` configs), which are saved
     in every checkpoint, so a checkpoint alone rebuilds the model."""
 
+    # Saved in checkpoints beside the weights (torchmetrics leaves them out), so a run resumed
+    # mid-epoch ends with the same numbers: the epoch's running training averages and the best
+    # validation accuracy so far.
+    RESUMED_METRICS = ("train_loss", "train_acc", "val_acc_best")
+
     def __init__(
         self,
         model: dict[str, Any],
@@ -87,6 +92,16 @@ class DigitClassifier(L.LightningModule):
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(images).softmax(dim=1)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["metric_states"] = {
+            name: getattr(self, name).metric_state for name in self.RESUMED_METRICS
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        for name, state in checkpoint.get("metric_states", {}).items():
+            for key, value in state.items():
+                setattr(getattr(self, name), key, value.to(self.device))
+
     def configure_optimizers(self):
         settings = dict(self.hparams.optimizer)
         name, lr = settings.pop("name"), settings.pop("lr")
@@ -152,8 +167,49 @@ def load_classifier(path: str | Path, map_location: str = "cpu") -> DigitClassif
             checkpoint, map_location=map_location, weights_only=True
         )
     except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UsageError(
-            f"{checkpoint} could not be loaded as a checkpoint of this project ({reason}): pass a "
-            "checkpoint written by `python -m src.train` (a run's checkpoints/best.ckpt)"
-        ) from None
+        if weights_do_not_fit(error):
+            raise another_network(checkpoint, error) from None
+        raise not_a_checkpoint(checkpoint, error) from None
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's content, loaded weights-only: a file that would run code when loaded (a
+    pickle with its own instructions) is refused, not executed."""
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise not_a_checkpoint(path, error) from None
+    if not isinstance(content, dict) or "state_dict" not in content:
+        raise not_a_checkpoint(path, ValueError("it holds no state_dict"))
+    return content
+
+
+def require_fitting_weights(model: DigitClassifier, path: Path) -> None:
+    """Load a checkpoint's weights into `model`, or say that they belong to another network."""
+    weights = read_checkpoint(path)["state_dict"]
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        raise another_network(path, error) from None
+
+
+def weights_do_not_fit(error: Exception) -> bool:
+    return isinstance(error, RuntimeError) and "Error(s) in loading state_dict" in str(error)
+
+
+def not_a_checkpoint(path: Path, error: Exception) -> UsageError:
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return UsageError(
+        f"{path} could not be loaded as a checkpoint of this project ({reason}): pass a "
+        "checkpoint written by `python -m src.train` (a run's checkpoints/best.ckpt)"
+    )
+
+
+def another_network(path: Path, error: Exception) -> UsageError:
+    """PyTorch lists every mismatched tensor; the first one says enough."""
+    details = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+    return UsageError(
+        f"{path} holds the weights of another network than its run's model config "
+        f"({details[0] if details else str(error).splitlines()[0]}): pass a checkpoint together "
+        "with the config it was trained with (its own run folder)"
+    )
