@@ -83,6 +83,9 @@ class SaveOnInterrupt(Callback):
                 f"{trainer.current_epoch}): the run's state is saved in {path}. Resume with:\n"
                 f"python -m src.train resume={self.run_dir}"
             )
+        # Lightning sends this step's logged values to the loggers after this hook: now, so the
+        # TensorBoard run that resume= continues lacks no step.
+        trainer._logger_connector.update_train_step_metrics()
         raise Interrupted(signum)
 
     def state_dict(self) -> dict[str, Any]:

@@ -46,6 +46,9 @@ class DigitClassifier(L.LightningModule):
         self.test_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_acc_best = MaxMetric()
+        # The first step whose loss was NaN or infinite (-1: none), kept on the device: reading
+        # the loss every step would make the GPU wait for the host.
+        self.register_buffer("first_bad_step", torch.tensor(-1), persistent=False)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.network(images.contiguous(memory_format=self.memory_format))
@@ -54,11 +57,15 @@ class DigitClassifier(L.LightningModule):
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
+        diverged_now = (self.first_bad_step < 0) & ~loss.detach().isfinite()
+        step = self.trainer.global_step
+        self.first_bad_step.copy_(torch.where(diverged_now, step, self.first_bad_step))
         self.train_loss.update(loss.detach(), weight=len(labels))
         self.train_acc.update(logits.detach(), labels)
         # self.log costs about a millisecond (a tenth of a step on a small CPU): per-step values
         # are logged only on the steps whose logs Lightning writes out.
         if (self.trainer.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            self.stop_if_diverged()
             accuracy = multiclass_accuracy(logits, labels, NUM_CLASSES, average="micro")
             self.log_dict({"train/loss": loss, "train/acc": accuracy}, prog_bar=True)
         return loss
@@ -92,7 +99,25 @@ class DigitClassifier(L.LightningModule):
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(images).softmax(dim=1)
 
+    def stop_if_diverged(self) -> None:
+        """Checked where the host reads values anyway (the logging interval) and before every
+        checkpoint, so the checkpoints on disk keep the last good weights."""
+        step = int(self.first_bad_step)
+        if step >= 0:
+            folder = Path(self.trainer.checkpoint_callback.dirpath)
+            kept = (
+                f"the checkpoints saved before it are kept in {folder}"
+                if any(folder.glob("*.ckpt"))
+                else "no checkpoint had been saved yet"
+            )
+            raise UsageError(
+                f"the training loss became NaN or infinite at global step {step}, so training "
+                f"stopped; {kept}. Lower "
+                "optimizer.lr or set trainer.gradient_clip_val (e.g. 1.0), and start again"
+            )
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.stop_if_diverged()
         checkpoint["metric_states"] = {
             name: getattr(self, name).metric_state for name in self.RESUMED_METRICS
         }
