@@ -224,6 +224,8 @@ def weights_do_not_fit(error: Exception) -> bool:
 
 def not_a_checkpoint(path: Path, error: Exception) -> UsageError:
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if "Weights only load failed" in reason:  # torch's message goes on for a page
+        reason = "it holds Python objects beyond tensors and plain values, which are not loaded"
     return UsageError(
         f"{path} could not be loaded as a checkpoint of this project ({reason}): pass a "
         "checkpoint written by `python -m src.train` (a run's checkpoints/best.ckpt)"

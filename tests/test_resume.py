@@ -121,7 +121,7 @@ def test_a_checkpoint_crafted_to_run_code_is_refused_not_run(finished_run, tmp_p
     torch.save({"state_dict": RunsCode(marker)}, run_dir / "checkpoints" / "last.ckpt")
     result = run_module("src.train", f"resume={run_dir}")
     assert result.returncode == 2
-    assert "could not be loaded as a checkpoint of this project (Weights only load failed" in (
+    assert "could not be loaded as a checkpoint of this project (it holds Python objects" in (
         result.stderr
     )
     assert not marker.exists()
