@@ -61,7 +61,8 @@ def exit_on_config_error(app: Callable[[], T]) -> Callable[[], T]:
         global _hydra_raises_for_us
         if show_traceback():
             return app()
-        os.environ["HYDRA_FULL_ERROR"] = _hydra_raises_for_us = "1"
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+        _hydra_raises_for_us = True
         try:
             return app()
         except (HydraException, OmegaConfBaseException) as error:
