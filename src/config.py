@@ -241,6 +241,7 @@ class TrainConfig:
     seed: int = 42
     name: str | None = None
     fail_fast: bool = False
+    resume: str | None = None
 
 
 def require_checkpoint(ckpt_path: str, command: str) -> None:

@@ -24,7 +24,7 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from src.config import validate
 from src.data import MNISTDataModule
-from src.errors import exit_on_usage_error
+from src.errors import exit_on_config_error, exit_on_usage_error
 from src.figures import confusion_figure, digits_figure, mistakes_by_loss
 from src.networks import NUM_CLASSES
 from src.task import DigitClassifier, find_checkpoint, load_classifier, load_data_settings
@@ -107,4 +107,4 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_config_error(main)()

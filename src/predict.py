@@ -26,7 +26,7 @@ from torch import Tensor
 from src.config import validate
 from src.data import MNISTDataModule
 from src.digits import NotADigit, as_is, read_image, to_mnist
-from src.errors import EXIT_USAGE, exit_on_usage_error
+from src.errors import EXIT_USAGE, exit_on_config_error, exit_on_usage_error
 from src.task import load_classifier, load_data_settings
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
@@ -111,4 +111,4 @@ def format_prediction(path: str, probabilities: Tensor, as_json: bool) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_config_error(main)()

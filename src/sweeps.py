@@ -35,7 +35,7 @@ def claim_tensorboard_run(log_root: Path, overrides_name: str, job_num: int) -> 
     job number if another job of the sweep already has the same overrides (an Optuna trial may
     repeat one; mkdir is atomic, so parallel jobs cannot both claim a folder) or if the overrides
     are too long for a folder name (Optuna's floats are long)."""
-    name = fit_folder_name(overrides_name or "defaults", f"...,job={job_num}")
+    name = tensorboard_run_name(overrides_name, job_num)
     log_root.mkdir(parents=True, exist_ok=True)
     try:
         (log_root / name).mkdir()
@@ -49,6 +49,17 @@ def fit_folder_name(name: str, suffix: str = "...") -> str:
     if len(name.encode()) <= MAX_RUN_NAME:
         return name
     return name.encode()[:MAX_RUN_NAME].decode(errors="ignore") + suffix
+
+
+def claimed_tensorboard_run(log_root: Path, overrides_name: str, job_num: int) -> str:
+    """The name `claim_tensorboard_run` gave this job, for a job that is resumed."""
+    name = tensorboard_run_name(overrides_name, job_num)
+    with_number = f"{name},job={job_num}"
+    return with_number if (log_root / with_number).is_dir() else name
+
+
+def tensorboard_run_name(overrides_name: str, job_num: int) -> str:
+    return fit_folder_name(overrides_name or "defaults", f"...,job={job_num}")
 
 
 def first_line(error: BaseException) -> str:

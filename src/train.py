@@ -2,6 +2,7 @@
 
 python -m src.train model=convnet32 optimizer=adam
 python -m src.train -m model=convnet16,convnet32 optimizer=sgd,adam
+python -m src.train resume=outputs/runs/<date>/<time>    # continue a stopped run
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams
 
-from src.callbacks import build_callbacks
+from src.callbacks import Interrupted, build_callbacks
 from src.config import validate
 from src.data import MNISTDataModule
 from src.distributed import (
@@ -31,7 +32,8 @@ from src.distributed import (
     processes_of_this_job,
     wait_for_launched_processes,
 )
-from src.errors import UsageError, exit_on_usage_error, show_traceback
+from src.errors import UsageError, exit_on_config_error, exit_on_usage_error, show_traceback
+from src.resume import resumed_run
 from src.sweeps import (
     OPTIMIZED_METRIC,
     claim_tensorboard_run,
@@ -39,7 +41,7 @@ from src.sweeps import (
     fit_folder_name,
     threads_per_job,
 )
-from src.task import DigitClassifier
+from src.task import DigitClassifier, require_fitting_weights
 
 log = logging.getLogger(__name__)
 # Lightning 2.6 calls a torch pytree API that newer torch marks deprecated, once per run: noise.
@@ -53,11 +55,25 @@ def main(cfg: DictConfig) -> float | None:
     run = HydraConfig.get()
     run_dir = Path(run.runtime.output_dir)
     overrides = list(run.overrides.task)
-    with processes_of_this_job("src.train"):
-        if run.mode == RunMode.MULTIRUN:
-            return sweep_job(cfg, run, run_dir, overrides)
-        run_name = fit_folder_name(run.job.override_dirname)  # many overrides make a long name
-        return train(cfg, run_dir, overrides, run_name)[OPTIMIZED_METRIC]
+    try:
+        with processes_of_this_job("src.train"):
+            if cfg.resume:
+                resumed = resumed_run(cfg, run)
+                metrics = train(
+                    resumed.cfg,
+                    run_dir,
+                    resumed.overrides,
+                    resumed.run_name,
+                    resumed.log_root,
+                    resumed.checkpoint,
+                )
+                return metrics[OPTIMIZED_METRIC]
+            if run.mode == RunMode.MULTIRUN:
+                return sweep_job(cfg, run, run_dir, overrides)
+            run_name = fit_folder_name(run.job.override_dirname)  # many overrides: a long name
+            return train(cfg, run_dir, overrides, run_name)[OPTIMIZED_METRIC]
+    except Interrupted as stop:
+        sys.exit(128 + stop.signum)  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
 
 
 def sweep_job(
@@ -93,9 +109,11 @@ def train(
     overrides: list[str] | None = None,
     run_name: str = "",
     log_root: Path | None = None,
+    ckpt_path: Path | None = None,
 ) -> dict[str, Any]:
     """Fit, validating every epoch, then test the best checkpoint; returns the final metrics.
-    TensorBoard writes to <log_root>/<run_name> (default: the run folder's tensorboard/)."""
+    TensorBoard writes to <log_root>/<run_name> (default: the run folder's tensorboard/).
+    With ckpt_path, fit continues from that checkpoint's exact state."""
     validate(cfg)
     route_lightning_logs_to_hydra()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -109,6 +127,8 @@ def train(
         plain(cfg.scheduler),
         channels_last=cfg.trainer.channels_last,
     )
+    if ckpt_path:  # a clear message now rather than a traceback from inside fit
+        require_fitting_weights(model, ckpt_path)
     logger = build_logger(cfg.logger.name, run_dir, run_name or "defaults", log_root)
     trainer = L.Trainer(
         **trainer_settings(cfg.trainer),
@@ -120,7 +140,7 @@ def train(
     leave_the_log_file_to_rank_zero(trainer)
 
     start = time.perf_counter()
-    trainer.fit(model, datamodule=data)
+    trainer.fit(model, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
     fit_seconds = time.perf_counter() - start
     val_acc_best = float(trainer.callback_metrics["val/acc_best"])
     trainer.test(model, datamodule=data, ckpt_path="best")
@@ -217,4 +237,4 @@ def route_lightning_logs_to_hydra() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_config_error(main)()

@@ -67,3 +67,65 @@ def test_missing_or_foreign_checkpoints_are_named(tmp_path):
     (tmp_path / "notes.ckpt").write_text("not a checkpoint")
     with pytest.raises(UsageError, match="could not be loaded as a checkpoint"):
         load_classifier(tmp_path / "notes.ckpt")
+
+
+def test_a_diverging_run_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
+    tiny_cfg, tmp_path, monkeypatch
+):
+    import pytest
+
+    import src.train
+    from src.errors import UsageError
+
+    class ExplodeInSecondEpoch(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == 1:
+                for group in trainer.optimizers[0].param_groups:
+                    group["lr"] = 1e30
+
+    build = src.train.build_callbacks
+    monkeypatch.setattr(
+        src.train, "build_callbacks", lambda *a, **k: [*build(*a, **k), ExplodeInSecondEpoch()]
+    )
+    with pytest.raises(UsageError, match="NaN or infinite at global step 1[0-9], so training"):
+        src.train.train(tiny_cfg("logger=none"), tmp_path)
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 0 and last["global_step"] == 10  # the first epoch's
+    assert all(weight.isfinite().all() for weight in last["state_dict"].values())
+
+
+def test_a_checkpoint_crafted_to_run_code_is_refused_without_running_it(tmp_path):
+    import pytest
+
+    from src.errors import UsageError
+    from src.task import load_classifier
+    from tests.test_resume import RunsCode
+
+    marker = tmp_path / "code-ran"
+    torch.save({"state_dict": RunsCode(marker)}, tmp_path / "crafted.ckpt")
+    with pytest.raises(UsageError, match="holds Python objects beyond tensors and plain values"):
+        load_classifier(tmp_path / "crafted.ckpt")
+    assert not marker.exists()
+
+
+def test_weights_of_another_network_are_named(tmp_path):
+    import pytest
+    from omegaconf import OmegaConf
+
+    from src.errors import UsageError
+    from src.task import load_classifier
+
+    def to_container(hparams):
+        return OmegaConf.to_container(OmegaConf.create(dict(hparams)))
+
+    small, large = classifier("model=convnet_single"), classifier("model=convnet32")
+    torch.save(
+        {
+            "state_dict": small.state_dict(),
+            "hyper_parameters": to_container(large.hparams),
+            "pytorch-lightning_version": L.__version__,
+        },
+        tmp_path / "mixed.ckpt",
+    )
+    with pytest.raises(UsageError, match="holds the weights of another network"):
+        load_classifier(tmp_path / "mixed.ckpt")

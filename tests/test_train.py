@@ -2,6 +2,7 @@ import json
 import os
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from src.train import train
@@ -77,8 +78,15 @@ def test_same_seed_and_config_give_identical_metrics(tiny_cfg, tmp_path):
     first = train(tiny_cfg("logger=none"), tmp_path / "a")
     second = train(tiny_cfg("logger=none"), tmp_path / "b")
     assert first["test/acc"] == second["test/acc"]
-    assert first["test/loss"] == second["test/loss"]
+    assert first["test/loss"] == second["test/loss"]  # a float: any difference in training shows
     assert first["val/acc_best"] == second["val/acc_best"]
+    weights = [
+        torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+        for run in (tmp_path / "a", tmp_path / "b")
+    ]
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
+    third = train(tiny_cfg("logger=none", "seed=7"), tmp_path / "c")
+    assert third["test/loss"] != first["test/loss"]  # the comparison can tell runs apart
 
 
 def test_multirun_writes_one_folder_with_metrics_per_job(tiny_mnist, tmp_path):

@@ -1,0 +1,110 @@
+"""Every mistake a user can make on the command line or with the data: one line `error: ...` that
+names the problem and the fix, exit status 2, no traceback, before any training starts."""
+
+import shutil
+
+import pytest
+
+from tests.conftest import TINY, TRAIN_FILES, run_module
+
+NO_NETWORK = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
+
+
+def train(*args, env=None, data_dir=None, run_dir):
+    data = [f"data.data_dir={data_dir}"] if data_dir else []
+    return run_module("src.train", *data, *TINY, *args, f"hydra.run.dir={run_dir}", env=env)
+
+
+def assert_one_error_line(result, message):
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0], result.stderr[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "model=convnet99",
+            "error: model=convnet99 is not an option of the model group: choose one of "
+            "convnet16, convnet32, convnet64, convnet_deep_bn, convnet_single (the files in "
+            "conf/model/)",
+        ),
+        (
+            "optimizer.lrr=0.1",
+            "error: optimizer.lrr is not a setting: the settings of optimizer are name, lr, "
+            "weight_decay, decoupled_weight_decay",
+        ),
+        ("sed=1", "error: sed is not a setting: the settings at the top level are data, model"),
+        (
+            "data.batch_size=big",
+            "error: data.batch_size: Value 'big' of type 'str' could not be converted to Integer",
+        ),
+        ("optimizer.lr=0", "error: optimizer.lr must be > 0, got 0.0 (for example optimizer.lr="),
+        ("data.batch_size=0", "error: data.batch_size must be >= 1, got 0"),
+        ("data.val_size=60000", "error: data.val_size must be between 1 and 59999"),
+        ("trainer.max_epochs=0", "error: trainer.max_epochs must be >= 1, got 0"),
+        ("model.dropout=1.0", "error: model.dropout must be in [0, 1), got 1.0"),
+        ("trainer.precision=17", "error: trainer.precision must be one of"),
+        ("trainer.accelerator=tpu", "error: trainer.accelerator must be one of"),
+        ("optimizer.lr=[", "error: cannot read optimizer.lr=[ (no viable alternative at input"),
+    ],
+)
+def test_bad_settings_stop_with_one_line_and_exit_status_2(override, message, tmp_path):
+    result = train(override, run_dir=tmp_path / "run")
+    assert_one_error_line(result, message)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_gpu_asked_for_on_a_machine_without_one(tmp_path):
+    result = train("trainer=gpu", env={"CUDA_VISIBLE_DEVICES": ""}, run_dir=tmp_path)
+    assert_one_error_line(
+        result, "trainer=gpu asks for a GPU, but none is available on this machine"
+    )
+
+
+def test_a_traceback_when_asked_for(tmp_path):
+    result = train("optimizer.lr=0", env={"HYDRA_FULL_ERROR": "1"}, run_dir=tmp_path)
+    assert result.returncode != 0 and "Traceback" in result.stderr
+    assert "optimizer.lr must be > 0" in result.stderr
+
+
+def test_missing_mnist_without_a_network_says_where_and_how(tmp_path):
+    empty = tmp_path / "empty"
+    result = train(data_dir=empty, env=NO_NETWORK, run_dir=tmp_path / "run")
+    assert_one_error_line(result, f"error: MNIST is not in {empty / 'MNIST' / 'raw'}")
+    assert "download failed" in result.stderr and "DATA_DIR" in result.stderr
+
+
+def corrupted_copy(tiny_mnist, tmp_path, damage):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_mnist, data)
+    images = data / "MNIST" / "raw" / TRAIN_FILES[0]
+    images.write_bytes(damage(images.read_bytes()))
+    return data, images
+
+
+def test_a_truncated_idx_file_is_named(tiny_mnist, tmp_path):
+    data, images = corrupted_copy(tiny_mnist, tmp_path, lambda content: content[:-1000])
+    result = train(data_dir=data, run_dir=tmp_path / "run")
+    assert_one_error_line(result, f"error: {images} is truncated or corrupt")
+
+
+def test_an_idx_file_with_a_wrong_magic_number_is_named(tiny_mnist, tmp_path):
+    data, images = corrupted_copy(tiny_mnist, tmp_path, lambda content: b"\x1f\x8b" + content[2:])
+    result = train(data_dir=data, run_dir=tmp_path / "run")
+    assert_one_error_line(result, f"error: {images} is not an MNIST IDX file (wrong magic number)")
+
+
+def test_a_validation_set_as_large_as_the_training_file(tiny_mnist, tmp_path):
+    result = train("data.val_size=400", data_dir=tiny_mnist, run_dir=tmp_path)  # 400 images
+    assert_one_error_line(result, "error: data.val_size=400 leaves no training images")
+
+
+def test_a_loss_that_becomes_nan_stops_the_run_naming_the_step(tiny_mnist, tmp_path):
+    result = train("optimizer.lr=1e30", data_dir=tiny_mnist, run_dir=tmp_path)
+    assert_one_error_line(
+        result, "error: the training loss became NaN or infinite at global step 1, so training"
+    )
+    assert "Lower optimizer.lr" in result.stderr

@@ -1,0 +1,159 @@
+import json
+import shutil
+
+import pytest
+import torch
+
+from tests.conftest import TINY, run_module
+from tests.test_train import read_events
+
+# 300 training images in batches of 32: 10 steps an epoch, 2 epochs; deterministic on the CPU.
+RUN = [*TINY, "trainer.deterministic=true"]
+
+
+def weights(run_dir, name="last.ckpt"):
+    return torch.load(run_dir / "checkpoints" / name, weights_only=True)["state_dict"]
+
+
+def scalars(run_dir):
+    (folder,) = (run_dir / "tensorboard").iterdir()
+    events = read_events(folder)
+    tags = events.Tags()["scalars"]
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in tags}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_mnist, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "whole"
+    args = [f"data.data_dir={tiny_mnist}", *RUN, f"hydra.run.dir={run_dir}"]
+    result = run_module("src.train", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def test_a_run_interrupted_mid_epoch_and_resumed_ends_as_if_never_stopped(
+    finished_run, tiny_mnist, tmp_path
+):
+    run_dir = tmp_path / "stopped"
+    args = [f"data.data_dir={tiny_mnist}", *RUN, f"hydra.run.dir={run_dir}"]
+    stopped = run_module("tests.interrupt_at", "14", *args)  # Ctrl-C in the second epoch
+
+    assert stopped.returncode == 130, stopped.stderr[-3000:]
+    assert f"python -m src.train resume={run_dir}" in stopped.stdout + stopped.stderr
+    assert (run_dir / "checkpoints" / "interrupted.ckpt").is_file()
+    assert not (run_dir / "metrics.json").exists()
+
+    resumed = run_module("src.train", f"resume={run_dir}")
+
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    whole, again = weights(finished_run), weights(run_dir)
+    assert whole.keys() == again.keys()
+    assert all(torch.equal(whole[name], again[name]) for name in whole)
+    expected = json.loads((finished_run / "metrics.json").read_text())
+    record = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("test/acc", "test/loss", "val/acc_best", "epochs"):
+        assert record[key] == expected[key], key
+    # One TensorBoard run, continued: every step's value once, the same as without the stop.
+    assert scalars(run_dir) == scalars(finished_run)
+
+
+def test_resume_can_train_longer_and_keeps_that_for_the_next_resume(finished_run, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    result = run_module("src.train", f"resume={run_dir}", "trainer.max_epochs=3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 3
+    assert "max_epochs: 3" in (run_dir / ".hydra" / "config.yaml").read_text()
+    assert not any(p.name.startswith("2") for p in (run_dir.parent).iterdir())  # no new folder
+
+
+def test_resume_refuses_to_change_the_run(finished_run):
+    result = run_module("src.train", f"resume={finished_run}", "optimizer.lr=0.1")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: resume= continues a run with the config it saved, so optimizer.lr=0.1 cannot "
+        "change it; only trainer.max_epochs, callbacks.progress_bar_refresh, trainer.threads can. "
+        "Start a new run for other settings"
+    )
+
+
+def copy_run(finished_run, tmp_path, *, without=()):
+    run_dir = tmp_path / "copy"
+    shutil.copytree(finished_run, run_dir)
+    for name in without:
+        (run_dir / "checkpoints" / name).unlink()
+    return run_dir
+
+
+class RunsCode:
+    """A pickle that would create a marker file when loaded, as a crafted checkpoint could."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_resume_errors_name_the_problem_and_create_nothing(finished_run, tmp_path):
+    missing = tmp_path / "nowhere"
+    result = run_module("src.train", f"resume={missing}")
+    assert result.returncode == 2
+    assert f"error: {missing} is not a run folder" in result.stderr
+    assert not missing.exists()
+
+    no_checkpoint = copy_run(finished_run, tmp_path / "a", without=("last.ckpt", "best.ckpt"))
+    result = run_module("src.train", f"resume={no_checkpoint}")
+    assert result.returncode == 2
+    assert "holds neither interrupted.ckpt nor last.ckpt" in result.stderr
+
+    corrupt = copy_run(finished_run, tmp_path / "b")
+    (corrupt / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 not really a zip")
+    result = run_module("src.train", f"resume={corrupt}")
+    assert result.returncode == 2
+    assert "could not be loaded as a checkpoint of this project" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_checkpoint_crafted_to_run_code_is_refused_not_run(finished_run, tmp_path):
+    run_dir = copy_run(finished_run, tmp_path)
+    marker = tmp_path / "code-ran"
+    torch.save({"state_dict": RunsCode(marker)}, run_dir / "checkpoints" / "last.ckpt")
+    result = run_module("src.train", f"resume={run_dir}")
+    assert result.returncode == 2
+    assert "could not be loaded as a checkpoint of this project (it holds Python objects" in (
+        result.stderr
+    )
+    assert not marker.exists()
+
+
+def test_a_checkpoint_of_another_network_is_named(finished_run, tiny_mnist, tmp_path):
+    other = tmp_path / "other"
+    result = run_module(
+        "src.train",
+        f"data.data_dir={tiny_mnist}",
+        *TINY,
+        "trainer.max_epochs=1",
+        "model=convnet_single",
+        f"hydra.run.dir={other}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = copy_run(finished_run, tmp_path)
+    shutil.copy(other / "checkpoints" / "last.ckpt", run_dir / "checkpoints" / "last.ckpt")
+    result = run_module("src.train", f"resume={run_dir}")
+    assert result.returncode == 2
+    assert "holds the weights of another network than its run's model config" in result.stderr
+    assert "size mismatch" in result.stderr or "Missing key" in result.stderr
+
+
+def test_a_sweep_job_resumes_in_its_folder_and_its_tensorboard_run(tiny_mnist, tmp_path):
+    sweep = tmp_path / "sweep"
+    args = [f"data.data_dir={tiny_mnist}", *TINY, "trainer.max_epochs=1", "model=convnet_single"]
+    result = run_module("src.train", "-m", *args, f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_module("src.train", f"resume={sweep / '0'}", "trainer.max_epochs=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((sweep / "0" / "metrics.json").read_text())["epochs"] == 2
+    (run,) = (sweep / "tensorboard").iterdir()
+    assert "model=convnet_single" in run.name  # the job's run: no second one
+    assert len(read_events(run).Scalars("val/acc")) == 2  # both epochs in the same run
