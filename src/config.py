@@ -44,6 +44,8 @@ class DataConfig:
     rotate_degrees: float = 10.0
     translate: float = 0.1
     scale: float = 0.1
+    elastic_alpha: float = 0.0
+    elastic_sigma: float = 4.0
 
     def __post_init__(self) -> None:
         require(self.batch_size >= 1, f"data.batch_size must be >= 1, got {self.batch_size}")
@@ -60,6 +62,10 @@ class DataConfig:
         require(0 <= self.rotate_degrees <= 180, "data.rotate_degrees must be in [0, 180]")
         require(0 <= self.translate < 1, "data.translate must be in [0, 1)")
         require(0 <= self.scale < 1, "data.scale must be in [0, 1)")
+        require(
+            self.elastic_alpha >= 0, "data.elastic_alpha must be >= 0 (0: no elastic distortion)"
+        )
+        require(self.elastic_sigma > 0, "data.elastic_sigma must be > 0, e.g. 4 (pixels)")
 
 
 @dataclass

@@ -54,6 +54,8 @@ def test_data_dir_comes_from_the_environment_when_set(monkeypatch):
         ("data.normalize=imagenet", "data.normalize must be one of"),
         ("trainer.strategy=fsdp", "trainer.strategy must be one of"),
         ("trainer.num_nodes=0", "trainer.num_nodes must be >= 1"),
+        ("data.elastic_alpha=-1", "data.elastic_alpha must be >= 0"),
+        ("data.elastic_sigma=0", "data.elastic_sigma must be > 0"),
     ],
 )
 def test_out_of_range_values_are_refused_with_the_fix(override, message):

@@ -159,3 +159,14 @@ def test_augment_moves_pixels_but_keeps_shape_and_a_zero_background():
     assert not torch.allclose(moved, images)
     assert moved[:, :, 0, 0].abs().max() == 0
     assert torch.allclose(augment(images, 0, 0, 0), images, atol=1e-5)
+
+
+def test_elastic_distortion_bends_the_digit_locally_and_keeps_the_background():
+    images = torch.zeros(8, 1, 28, 28)
+    images[:, :, 6:22, 12:16] = 1  # a vertical stroke
+    bent = augment(images, 0, 0, 0, elastic_alpha=34, elastic_sigma=4)
+    assert bent.shape == images.shape
+    assert not torch.allclose(bent, images, atol=0.05)
+    assert bent[:, :, 0, 0].abs().max() == 0
+    assert bent[0].sum() == pytest.approx(images[0].sum(), rel=0.25)  # moved, not erased
+    assert not torch.allclose(bent[0], bent[1])  # each image its own distortion
