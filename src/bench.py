@@ -30,10 +30,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from src.config import MNIST_TRAIN_SIZE, compose_config
-from src.networks import build_convnet
+from src.core.classifier import build_network
+from src.core.config import compose_config
 
 OUTPUT_DIR = Path("outputs/bench")
+MNIST_TRAIN_IMAGES = 60_000
 
 
 @dataclass
@@ -49,12 +50,6 @@ def data_dir() -> str:
     return os.environ.get("DATA_DIR", "data")
 
 
-def model_settings(model: str) -> dict:
-    settings = dict(compose_config([f"model={model}"]).model)
-    settings.pop("name")
-    return settings
-
-
 def plain_loop(model: str, batch_size: int, images: int, device: str, seed: int = 0) -> Measurement:
     """The seed notes' loop: per-image transforms, a DataLoader, Adam, cross-entropy."""
     from torch.utils.data import DataLoader, Subset
@@ -65,7 +60,7 @@ def plain_loop(model: str, batch_size: int, images: int, device: str, seed: int 
     train_set = datasets.MNIST(data_dir(), train=True, transform=transform)
     test_set = datasets.MNIST(data_dir(), train=False, transform=transform)
     train_loader = DataLoader(Subset(train_set, range(images)), batch_size=batch_size, shuffle=True)
-    net = build_convnet(**model_settings(model)).to(device)
+    net = build_network(compose_config([f"model={model}"]).model, (1, 28, 28), 10).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=0.001)
 
     start = time.perf_counter()
@@ -224,7 +219,7 @@ def end_to_end(args: argparse.Namespace) -> dict:
             "--model",
             args.model,
             "--images",
-            str(MNIST_TRAIN_SIZE),
+            str(MNIST_TRAIN_IMAGES),
         ],
     }
     seconds: dict[str, list[float]] = {name: [] for name in commands}

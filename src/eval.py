@@ -1,11 +1,11 @@
-"""Evaluate a trained checkpoint on the official MNIST test set.
+"""Evaluate a trained checkpoint on its data set's official test set.
 
 python -m src.eval ckpt_path=outputs/runs/<date>/<time>          # a run folder: its best checkpoint
 python -m src.eval ckpt_path=path/to/last.ckpt data.data_dir=../shared/data
 
 The checkpoint alone rebuilds the model and the data settings it was trained with. Prints test
-accuracy, loss and a per-digit table; writes metrics.json, confusion_matrix.png and
-misclassified.png into outputs/evals/<date>/<time>/.
+accuracy (from counts: correct / total), loss and a per-class table; writes metrics.json,
+confusion_matrix.png and misclassified.png into outputs/evals/<date>/<time>/.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from omegaconf import DictConfig
 from torch import Tensor
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-from src.config import validate
-from src.data import MNISTDataModule
-from src.errors import exit_on_config_error, exit_on_usage_error
-from src.figures import confusion_figure, digits_figure, mistakes_by_loss
-from src.networks import NUM_CLASSES
-from src.task import DigitClassifier, find_checkpoint, load_classifier, load_data_settings
+from src.core.build import build
+from src.core.checkpoints import data_settings, find_checkpoint, load_classifier
+from src.core.classifier import Classifier
+from src.core.config import validate
+from src.core.errors import exit_on_config_error, exit_on_usage_error
+from src.data.idx import IDXDataModule
+from src.tools.figures import confusion_figure, digits_figure, mistakes_by_loss
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
@@ -38,21 +39,23 @@ def main(cfg: DictConfig) -> None:
 
 def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Test the checkpoint, print the report and write its files; returns metrics.json's content."""
-    validate(cfg)
+    validate(cfg, "eval")
     model = load_classifier(cfg.ckpt_path).eval()
-    data = MNISTDataModule(**{**load_data_settings(cfg.ckpt_path), **cfg.data})
+    data = build("data", {**data_settings(cfg.ckpt_path), **cfg.data}, seed=0)
     data.prepare_data()
     data.setup("test")
     images, labels = data.splits["test"]
     logits = logits_of_test_set(model, data)
 
-    matrix = multiclass_confusion_matrix(logits, labels, NUM_CLASSES)
+    matrix = multiclass_confusion_matrix(logits, labels, len(data.classes))
+    correct, total = int(matrix.trace()), int(matrix.sum())
     report = {
         "checkpoint": str(find_checkpoint(cfg.ckpt_path)),
-        "images": len(labels),
-        "test/acc": float(matrix.trace() / matrix.sum()),
+        "images": total,
+        "correct": correct,
+        "test/acc": correct / total,
         "test/loss": float(F.cross_entropy(logits, labels)),
-        "per_digit": per_digit(matrix),
+        "per_class": per_class(matrix, data.classes),
         "confusion_matrix": matrix.tolist(),
     }
     mistakes = mistakes_by_loss(logits, labels)
@@ -60,16 +63,16 @@ def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
-    confusion_figure(matrix).savefig(out_dir / "confusion_matrix.png")
+    confusion_figure(matrix, data.classes).savefig(out_dir / "confusion_matrix.png")
     shown = mistakes[: cfg.misclassified]
-    figure = digits_figure(images[shown], logits[shown].argmax(dim=1), labels[shown])
+    figure = digits_figure(images[shown], logits[shown].argmax(dim=1), labels[shown], data.classes)
     figure.savefig(out_dir / "misclassified.png")
     print(format_report(report))
     print(f"wrote metrics.json, confusion_matrix.png and misclassified.png in {out_dir}")
     return report
 
 
-def logits_of_test_set(model: DigitClassifier, data: MNISTDataModule) -> Tensor:
+def logits_of_test_set(model: Classifier, data: IDXDataModule) -> Tensor:
     """The model's logits for every test image, in the test set's order; images are normalised
     by the data module, as in training."""
     with torch.inference_mode():
@@ -77,30 +80,31 @@ def logits_of_test_set(model: DigitClassifier, data: MNISTDataModule) -> Tensor:
         return torch.cat([model(images) for images, _ in batches])
 
 
-def per_digit(matrix: Tensor) -> dict[str, dict[str, float]]:
-    """Precision, recall and support of each digit, from the confusion matrix (rows: true)."""
+def per_class(matrix: Tensor, classes: list[str]) -> dict[str, dict[str, float]]:
+    """Precision, recall and support of each class, from the confusion matrix (rows: true)."""
     right, predicted, support = matrix.diag(), matrix.sum(dim=0), matrix.sum(dim=1)
     return {
-        str(digit): {
-            "precision": float(right[digit] / predicted[digit]) if predicted[digit] else 0.0,
-            "recall": float(right[digit] / support[digit]) if support[digit] else 0.0,
-            "support": int(support[digit]),
+        name: {
+            "precision": int(right[i]) / int(predicted[i]) if predicted[i] else 0.0,
+            "recall": int(right[i]) / int(support[i]) if support[i] else 0.0,
+            "support": int(support[i]),
         }
-        for digit in range(NUM_CLASSES)
+        for i, name in enumerate(classes)
     }
 
 
 def format_report(report: dict[str, Any]) -> str:
+    width = max(5, *map(len, report["per_class"]))
     lines = [
         f"test acc {report['test/acc']:.2%} | test loss {report['test/loss']:.4f} | "
-        f"{report['images']:,} test images, {report['misclassified']:,} misclassified | "
+        f"{report['correct']:,} of {report['images']:,} test images right | "
         f"{report['checkpoint']}",
         "",
-        "digit  precision   recall  support",
+        f"{'class':>{width}}  precision   recall  support",
     ]
-    for digit, scores in report["per_digit"].items():
+    for name, scores in report["per_class"].items():
         lines.append(
-            f"{digit:>5}  {scores['precision']:>9.2%}  {scores['recall']:>7.2%}  "
+            f"{name:>{width}}  {scores['precision']:>9.2%}  {scores['recall']:>7.2%}  "
             f"{scores['support']:>7,}"
         )
     return "\n".join(lines) + "\n"

@@ -23,11 +23,12 @@ from omegaconf import DictConfig, ListConfig
 from PIL import UnidentifiedImageError
 from torch import Tensor
 
-from src.config import validate
-from src.data import MNISTDataModule
-from src.digits import NotADigit, as_is, read_image, to_mnist
-from src.errors import EXIT_USAGE, exit_on_config_error, exit_on_usage_error
-from src.task import load_classifier, load_data_settings
+from src.core.build import build
+from src.core.checkpoints import data_settings, load_classifier
+from src.core.config import validate
+from src.core.errors import EXIT_USAGE, exit_on_config_error, exit_on_usage_error
+from src.data.idx import IDXDataModule
+from src.data.images import NotADigit, as_is, read_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
 
@@ -41,22 +42,22 @@ def main(cfg: DictConfig) -> None:
 
 def predict(cfg: DictConfig) -> bool:
     """Print a prediction for every readable input; returns whether all of them were."""
-    validate(cfg)
+    validate(cfg, "predict")
     model = load_classifier(cfg.ckpt_path).eval()
-    # Normalised as the checkpoint's data module normalised its training images.
-    data = MNISTDataModule(**load_data_settings(cfg.ckpt_path))
+    # Prepared and normalised as the checkpoint's data module prepared its training images.
+    data = build("data", data_settings(cfg.ckpt_path), seed=0)
     paths = image_paths(cfg.inputs)
     digits: dict[str, Tensor] = {}
     for path in paths:
         try:
-            digits[path] = read_digit(path, cfg.preprocess)
+            digits[path] = read_example(path, cfg.preprocess, data)
         except (OSError, SyntaxError, ValueError) as error:
             print(f"error: {path}: {reason(error)}", file=sys.stderr)
     if digits:
         with torch.inference_mode():
             probabilities = model(data.normalize(torch.stack(list(digits.values())))).softmax(1)
         for path, chances in zip(digits, probabilities, strict=True):
-            print(format_prediction(path, chances, cfg.json))
+            print(format_prediction(path, chances, data.classes, cfg.json))
     return len(digits) == len(paths)
 
 
@@ -76,14 +77,14 @@ def image_paths(inputs: str | ListConfig) -> list[str]:
     return paths
 
 
-def read_digit(path: str, preprocess: bool) -> Tensor:
-    """The image at `path` as a uint8 (1, 28, 28) MNIST-like digit."""
+def read_example(path: str, preprocess: bool, data: IDXDataModule) -> Tensor:
+    """The image at `path` as a uint8 (1, 28, 28) image like the data set's own."""
     if Path(path).is_dir():
         raise NotADigit(f"a folder without images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     if not Path(path).exists():
         raise NotADigit("no such file, folder or glob match")
     image = read_image(path)
-    return to_mnist(image) if preprocess else as_is(image)
+    return data.like_examples(image) if preprocess else as_is(image)
 
 
 def reason(error: Exception) -> str:
@@ -93,19 +94,19 @@ def reason(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def format_prediction(path: str, probabilities: Tensor, as_json: bool) -> str:
-    (chance, runner_up_chance), (digit, runner_up) = probabilities.topk(2)
+def format_prediction(path: str, probabilities: Tensor, classes: list[str], as_json: bool) -> str:
+    (chance, runner_up_chance), (best, runner_up) = probabilities.topk(2)
     prediction: dict[str, Any] = {
         "path": path,
-        "digit": int(digit),
+        "class": classes[best],
         "probability": round(float(chance), 4),
-        "runner_up": int(runner_up),
+        "runner_up": classes[runner_up],
         "runner_up_probability": round(float(runner_up_chance), 4),
     }
     if as_json:
         return json.dumps(prediction)
     return (
-        f"{path}: {prediction['digit']} ({prediction['probability']:.1%}), "
+        f"{path}: {prediction['class']} ({prediction['probability']:.1%}), "
         f"runner-up {prediction['runner_up']} ({prediction['runner_up_probability']:.1%})"
     )
 

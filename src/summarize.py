@@ -21,11 +21,13 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from src.errors import UsageError, exit_on_usage_error
-from src.sweeps import OPTIMIZED_METRIC
+from src.core.errors import UsageError, exit_on_usage_error
+from src.core.sweeps import OPTIMIZED_METRIC
+from src.tools.tables import markdown_table
 
 JOB_COLUMNS = ("job", "overrides", "status", "error", OPTIMIZED_METRIC, "test/acc", "epochs")
-JOB_COLUMNS += ("fit_seconds", "run_dir")
+JOB_COLUMNS += ("fit_seconds", "parameters", "multiply_adds", "run_dir")
+STATS = ("mean", "std")
 NOT_FINISHED = "no metrics.json: the job was killed, or is still running"
 
 
@@ -115,6 +117,9 @@ def by_config(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             values = [run[metric] for run in runs]
             row[f"{metric} mean"] = statistics.mean(values)
             row[f"{metric} std"] = statistics.stdev(values) if len(values) > 1 else None
+        row["fit s/epoch"] = statistics.mean(run["fit_seconds"] / run["epochs"] for run in runs)
+        row["parameters"] = runs[0]["parameters"]
+        row["multiply-adds"] = runs[0]["multiply_adds"]
         rows.append(row)
     return sorted(rows, key=lambda row: -row[f"{OPTIMIZED_METRIC} mean"])
 
@@ -136,23 +141,13 @@ def job_cells(job: dict[str, Any]) -> list[str]:
 
 
 def config_cells(config: dict[str, Any]) -> list[str]:
-    return [config["overrides"], str(config["runs"]), *map(percent, list(config.values())[2:])]
+    accuracies = [percent(config[f"{m} {s}"]) for m in (OPTIMIZED_METRIC, "test/acc") for s in STATS]
+    sizes = [f"{config[k]:,}" if config[k] is not None else "" for k in ("parameters", "multiply-adds")]
+    return [config["overrides"], str(config["runs"]), *accuracies, f"{config['fit s/epoch']:.1f}", *sizes]
 
 
 def percent(value: float | None) -> str:
     return "" if value is None else f"{value:.2%}"
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A Markdown table with padded columns, so it reads as a table in a terminal too."""
-    cells = [header] + [[str(c).replace("|", r"\|") for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = [
-        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
-        for row in cells
-    ]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
 
 
 def write_csv(path: Path, columns: list[str] | tuple[str, ...], rows: list[dict]) -> None:

@@ -1,6 +1,7 @@
-"""Train a ConvNet on MNIST: fit with validation every epoch, then test the best checkpoint.
+"""Train a network on a data set: fit with validation every epoch, then test the best checkpoint.
 
 python -m src.train model=convnet32 optimizer=adam
+python -m src.train model=resnet_small data=fashion_mnist optimizer=adamw scheduler=cosine
 python -m src.train -m model=convnet16,convnet32 optimizer=sgd,adam
 python -m src.train resume=outputs/runs/<date>/<time>    # continue a stopped run
 """
@@ -24,24 +25,26 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams
 
-from src.callbacks import Interrupted, build_callbacks
-from src.config import validate
-from src.data import MNISTDataModule
-from src.distributed import (
+from src.core.build import build
+from src.core.callbacks import Interrupted, build_callbacks
+from src.core.checkpoints import require_fitting_weights
+from src.core.classifier import Classifier
+from src.core.config import validate
+from src.core.distributed import (
     leave_the_log_file_to_rank_zero,
     processes_of_this_job,
     wait_for_launched_processes,
 )
-from src.errors import UsageError, exit_on_config_error, exit_on_usage_error, show_traceback
-from src.resume import resumed_run
-from src.sweeps import (
+from src.core.errors import UsageError, exit_on_config_error, exit_on_usage_error, show_traceback
+from src.core.resume import resumed_run
+from src.models import count_parameters, multiply_adds
+from src.core.sweeps import (
     OPTIMIZED_METRIC,
     claim_tensorboard_run,
     first_line,
     fit_folder_name,
     threads_per_job,
 )
-from src.task import DigitClassifier, require_fitting_weights
 
 log = logging.getLogger(__name__)
 # Lightning 2.6 calls a torch pytree API that newer torch marks deprecated, once per run: noise.
@@ -120,13 +123,7 @@ def train(
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
 
-    data = MNISTDataModule(**cfg.data, seed=cfg.seed)
-    model = DigitClassifier(
-        plain(cfg.model),
-        plain(cfg.optimizer),
-        plain(cfg.scheduler),
-        channels_last=cfg.trainer.channels_last,
-    )
+    data, model = build_run(cfg)
     if ckpt_path:  # a clear message now rather than a traceback from inside fit
         require_fitting_weights(model, ckpt_path)
     logger = build_logger(cfg.logger.name, run_dir, run_name or "defaults", log_root)
@@ -135,6 +132,7 @@ def train(
         logger=logger or False,
         callbacks=build_callbacks(cfg.callbacks, run_dir, logger),
         enable_progress_bar=cfg.callbacks.progress_bar_refresh > 0,
+        enable_model_summary=False,  # NetworkSummary (src/core/callbacks.py) instead
         default_root_dir=run_dir,
     )
     leave_the_log_file_to_rank_zero(trainer)
@@ -150,6 +148,8 @@ def train(
         "val/acc_best": val_acc_best,
         "epochs": trainer.current_epoch,
         "fit_seconds": round(fit_seconds, 2),
+        "parameters": count_parameters(model.network),
+        "multiply_adds": multiply_adds(model.network, data.image_shape),
         "threads": torch.get_num_threads(),
     }
     if trainer.is_global_zero:
@@ -162,6 +162,22 @@ def train(
         )
     wait_for_launched_processes(trainer)
     return metrics
+
+
+def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
+    """The data module and the classifier a config describes; building them checks every setting
+    of the plug-in groups (model, data, optimizer, scheduler)."""
+    data = build("data", cfg.data, seed=cfg.seed)
+    model = Classifier(
+        plain(cfg.model),
+        plain(cfg.optimizer),
+        plain(cfg.scheduler),
+        plain(cfg.data),
+        data.image_shape,
+        data.classes,
+        channels_last=cfg.trainer.channels_last,
+    )
+    return data, model
 
 
 def trainer_settings(trainer_cfg: DictConfig) -> dict[str, Any]:

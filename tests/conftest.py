@@ -11,7 +11,8 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from src.config import compose_config
+from src.core.build import build
+from src.core.config import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
@@ -47,10 +48,15 @@ def make_digits(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def write_mnist(
-    data_dir: Path, train_count: int = 400, test_count: int = 100, make=make_digits
+    data_dir: Path,
+    train_count: int = 400,
+    test_count: int = 100,
+    make=make_digits,
+    folder: str = "MNIST",
 ) -> Path:
-    """IDX files of `make(count, seed)`'s images and labels, where the data module reads them."""
-    raw = data_dir / "MNIST" / "raw"
+    """IDX files of `make(count, seed)`'s images and labels, where the data module reads them
+    (torchvision's layout: <data_dir>/<folder>/raw)."""
+    raw = data_dir / folder / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for names, count, seed in ((TRAIN_FILES, train_count, 1), (TEST_FILES, test_count, 2)):
         images, labels = make(count, seed)
@@ -66,6 +72,11 @@ def tiny_mnist(tmp_path_factory) -> Path:
 
 def compose_train(*overrides: str, config_name: str = "train") -> DictConfig:
     return compose_config(list(overrides), config_name)
+
+
+def data_module(*overrides: str, seed: int = 0):
+    """The data module of the composed config (the default data set, MNIST, unless overridden)."""
+    return build("data", compose_train(*overrides).data, seed=seed)
 
 
 @pytest.fixture

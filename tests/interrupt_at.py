@@ -8,8 +8,8 @@ import sys
 import lightning as L
 
 import src.train
-from src.config import CONF_DIR
-from src.errors import exit_on_config_error
+from src.core.config import CONF_DIR
+from src.core.errors import exit_on_config_error
 
 
 class CtrlCAt(L.Callback):

@@ -19,15 +19,17 @@ def test_eval_tests_the_best_checkpoint_prints_the_table_and_writes_its_files(
     assert result.returncode == 0, result.stderr[-3000:]
 
     report = json.loads((out_dir / "metrics.json").read_text())
-    assert report["test/acc"] == metrics["test/acc"]  # the same checkpoint, the same test set
+    # The same checkpoint, the same test set; eval counts exactly: correct / total.
+    assert report["test/acc"] == report["correct"] / report["images"]
+    assert abs(report["test/acc"] - metrics["test/acc"]) < 1e-6
     assert abs(report["test/loss"] - metrics["test/loss"]) < 1e-5
     assert report["checkpoint"] == str(run_dir / "checkpoints" / "best.ckpt")
-    assert sum(digit["support"] for digit in report["per_digit"].values()) == 100
-    assert report["misclassified"] == round(100 * (1 - metrics["test/acc"])) > 0
+    assert sum(digit["support"] for digit in report["per_class"].values()) == 100
+    assert report["misclassified"] == 100 - report["correct"] > 0
 
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"test acc {metrics['test/acc']:.2%}")
-    header = lines.index("digit  precision   recall  support")
+    header = lines.index("class  precision   recall  support")
     assert [line.split()[0] for line in lines[header + 1 : header + 11]] == list("0123456789")
     for picture in ("confusion_matrix.png", "misclassified.png"):
         with Image.open(out_dir / picture) as image:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from src.config import CONF_DIR
+from src.core.config import CONF_DIR
 from src.train import train
 from tests.conftest import compose_train
 
@@ -26,14 +26,19 @@ def test_every_experiment_runs_one_tiny_step(experiment, tiny_cfg, tmp_path):
 
 def test_seed_reproductions_are_as_the_notes_wrote_them():
     one = compose_train("experiment=adam_1epoch_batch32")
-    assert (one.model.name, one.optimizer.name, one.optimizer.lr) == ("convnet32", "adam", 0.001)
+    assert (one.model.channels, one.optimizer._target_, one.optimizer.lr) == (
+        [32, 64],
+        "torch.optim.Adam",
+        0.001,
+    )
     assert (one.data.batch_size, one.trainer.max_epochs, one.data.normalize) == (32, 1, "half")
     two = compose_train("experiment=sgd_10epochs")
-    assert (two.optimizer.name, two.optimizer.lr, two.optimizer.momentum) == ("sgd", 0.01, 0.0)
+    assert (two.optimizer._target_, two.optimizer.lr, two.optimizer.momentum) == (
+        "torch.optim.SGD",
+        0.01,
+        0.0,
+    )
     assert (two.data.batch_size, two.trainer.max_epochs) == (64, 10)
     four = compose_train("experiment=single_conv_adam")
-    assert (four.model.name, four.data.normalize, four.trainer.max_epochs) == (
-        "convnet_single",
-        "none",
-        10,
-    )
+    assert (four.model.channels, four.model.hidden, four.data.normalize) == ([16], None, "none")
+    assert four.trainer.max_epochs == 10

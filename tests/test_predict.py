@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from src.data import load_split
-from src.digits import DIGIT_BOX, MNIST_SIZE, read_image, to_mnist
+from src.data.idx import load_split, raw_folder
+from src.data.images import MNIST_SIZE, like_dataset, read_image
 from src.train import train
-from tests.conftest import TINY, compose_train, run_module, write_mnist
+from tests.conftest import TINY, compose_train, data_module, run_module, write_mnist
 
 
 def font_digits(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,17 +55,17 @@ def predict(run_dir, *args):
 
 def test_mnist_like_images_are_predicted_as_they_are(font_run, tmp_path):
     run_dir, data_dir = font_run
-    images, labels = load_split(data_dir, "test")
+    images, labels = load_split(raw_folder(data_dir, "MNIST"), "test")
     for i in range(5):
         Image.fromarray(images[i, 0].numpy()).save(tmp_path / f"{i}.png")
     result = predict(run_dir, f"inputs={tmp_path}", "preprocess=false", "json=true")
     assert result.returncode == 0, result.stderr[-3000:]
     predictions = [json.loads(line) for line in result.stdout.splitlines()]
     assert [p["path"] for p in predictions] == [str(tmp_path / f"{i}.png") for i in range(5)]
-    assert [p["digit"] for p in predictions] == labels[:5].tolist()
+    assert [p["class"] for p in predictions] == [str(label) for label in labels[:5].tolist()]
     for p in predictions:
         assert 1 >= p["probability"] >= p["runner_up_probability"] >= 0
-        assert p["runner_up"] != p["digit"]
+        assert p["runner_up"] != p["class"]
 
 
 def test_photos_are_predicted_and_bad_files_named_while_the_others_go_on(font_run, tmp_path):
@@ -106,11 +106,12 @@ def test_without_preprocessing_a_photo_is_refused_and_a_missing_file_named(font_
 
 def test_a_photo_is_made_mnist_like(tmp_path):
     photo_of(7).save(tmp_path / "seven.png")
-    digit = to_mnist(read_image(tmp_path / "seven.png"))[0].float()
+    mnist = data_module()  # MNIST's way: a 20x20 box, centred by the centre of mass
+    digit = mnist.like_examples(read_image(tmp_path / "seven.png"))[0].float()
     assert digit.shape == (MNIST_SIZE, MNIST_SIZE)
     rows, columns = (digit > 0).nonzero(as_tuple=True)
     height, width = rows.max() - rows.min() + 1, columns.max() - columns.min() + 1
-    assert max(height, width) == DIGIT_BOX  # scaled into the 20x20 box
+    assert max(height, width) == 20
     assert digit[0].sum() == digit[:, 0].sum() == 0  # the light paper became black
     assert digit.max() == 255  # the dark ink became white
     middle = (MNIST_SIZE - 1) / 2
@@ -123,3 +124,19 @@ def test_predict_needs_inputs(font_run):
     result = predict(font_run[0])
     assert result.returncode == 2
     assert result.stderr.startswith("error: inputs is missing: python -m src.predict")
+
+
+def test_a_photo_of_clothing_is_made_like_fashion_mnist(tmp_path):
+    photo_of(7).save(tmp_path / "shirt.png")
+    fashion = data_module("data=fashion_mnist")
+    assert (fashion.predict_box, fashion.predict_centre) == (28, "box")
+    thing = fashion.like_examples(read_image(tmp_path / "shirt.png"))[0].float()
+    rows, columns = (thing > 0).nonzero(as_tuple=True)
+    height, width = rows.max() - rows.min() + 1, columns.max() - columns.min() + 1
+    assert max(height, width) == 28  # fills the image
+    # Its bounding box in the middle, not its centre of mass.
+    assert abs(int(rows.min()) - (28 - int(rows.max()) - 1)) <= 1
+    assert abs(int(columns.min()) - (28 - int(columns.max()) - 1)) <= 1
+    assert torch.equal(
+        like_dataset(read_image(tmp_path / "shirt.png"), 28, "box"), thing[None].to(torch.uint8)
+    )

@@ -61,7 +61,7 @@ def test_hyperparameters_and_final_metrics_reach_the_hparams_tab(tiny_cfg, tmp_p
         "test/loss",
         "val/acc_best",
     }
-    assert {"model.name", "optimizer.lr", "data.batch_size"} <= {
+    assert {"model.channels", "optimizer.lr", "data.batch_size"} <= {
         h.name for h in experiment.hparam_infos
     }
 

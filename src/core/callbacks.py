@@ -1,0 +1,149 @@
+"""The callbacks every run uses: checkpoints, a clean stop on Ctrl-C or SIGTERM, early stopping,
+progress bar, model summary, and the pictures of a TensorBoard run."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    TQDMProgressBar,
+)
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from omegaconf import DictConfig
+
+from src.models import LAYER_COLUMNS, layer_rows
+from src.tools.pictures import Pictures
+from src.tools.tables import markdown_table
+
+log = logging.getLogger(__name__)
+MONITOR = "val/acc"
+INTERRUPTED = "interrupted.ckpt"  # in checkpoints/: the exact state of a run stopped on a signal
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's bar without the logger's version number, which here is the run name."""
+
+    def get_metrics(self, trainer, pl_module) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
+
+
+class NetworkSummary(Callback):
+    """The network's layers with their parameters and multiply-adds per image, once, when fit
+    starts. (Lightning's own summary lists the metric objects as layers and counts no FLOPs.)"""
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            network = pl_module.network
+            rows = layer_rows(network, tuple(pl_module.hparams.image_shape))
+            name = f"{type(network).__module__}.{type(network).__qualname__}"
+            log.info(f"network {name}\n{markdown_table(LAYER_COLUMNS, rows)}")
+
+
+class Interrupted(BaseException):
+    """Training stopped on a signal after saving its state. A BaseException, as KeyboardInterrupt
+    is: it ends the run (a whole sweep too) instead of being recorded as a failed job."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class SaveOnInterrupt(Callback):
+    """Ctrl-C (SIGINT) or SIGTERM (what a cluster sends before it kills a job) while training:
+    finish the current step, save the exact state to checkpoints/interrupted.ckpt, log the command
+    that resumes, and raise Interrupted. A second Ctrl-C stops at once, without saving.
+
+    The state is saved where Lightning saves its own mid-epoch checkpoints (the end of a training
+    step), so `resume=` continues with the next batch as if nothing had happened. Every checkpoint
+    also keeps the random generators, which dropout and augmentation draw from and Lightning does
+    not save.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.signum: int | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning has installed its own SIGTERM handler by now; this one replaces it while
+        # training runs, and Lightning puts the handlers it found back when fit ends.
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, self.request_stop)
+
+    def request_stop(self, signum: int, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not self.stop_requested(trainer):
+            return
+        path = self.run_dir / "checkpoints" / INTERRUPTED
+        trainer.save_checkpoint(path)  # every process takes part; rank 0 writes
+        signum = self.signum or signal.SIGTERM
+        if trainer.is_global_zero:
+            log.warning(
+                f"{signal.Signals(signum).name} at step {trainer.global_step} (epoch "
+                f"{trainer.current_epoch}): the run's state is saved in {path}. Resume with:\n"
+                f"python -m src.train resume={self.run_dir}"
+            )
+        # Lightning sends this step's logged values to the loggers after this hook: now, so the
+        # TensorBoard run that resume= continues lacks no step.
+        trainer._logger_connector.update_train_step_metrics()
+        raise Interrupted(signum)
+
+    def state_dict(self) -> dict[str, Any]:
+        generators = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            generators["cuda"] = torch.cuda.get_rng_state_all()
+        return generators
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["cpu"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+    def stop_requested(self, trainer: L.Trainer) -> bool:
+        if trainer.world_size == 1:
+            return self.signum is not None
+        # Under DDP every process must stop after the same step, and agreeing on it is a
+        # collective operation: only at the logging interval, to keep the steps free of syncs.
+        if trainer.global_step % trainer.log_every_n_steps:
+            return False
+        return trainer.strategy.reduce_boolean_decision(self.signum is not None, all=False)
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path, logger: Logger | None) -> list[Callback]:
+    callbacks: list[Callback] = [
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="best",
+            monitor=MONITOR,
+            mode="max",
+            save_last=True,
+            enable_version_counter=False,
+        ),
+        NetworkSummary(),
+        SaveOnInterrupt(run_dir),
+    ]
+    if cfg.progress_bar_refresh > 0:
+        callbacks.append(ProgressBar(refresh_rate=cfg.progress_bar_refresh))
+    if logger is not None:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if isinstance(logger, TensorBoardLogger):
+        callbacks.append(Pictures(cfg.pictures))
+    if cfg.early_stopping:
+        callbacks.append(EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.patience))
+    return callbacks

@@ -1,0 +1,188 @@
+"""The Lightning task: any network as a classifier, with its loss, metrics, optimizer and schedule.
+
+The training step is `Classifier.training_step`; everything else here serves it or reports it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.functional.classification import multiclass_accuracy
+
+from src.core.build import build, takes
+from src.core.errors import UsageError
+
+# The arguments of a schedule that give the run's length (in its intervals: steps or epochs).
+RUN_LENGTH = ("total_steps", "T_max")
+INTERVALS = ("step", "epoch")
+
+
+class Classifier(L.LightningModule):
+    """Built from plain values: the run's `model`, `optimizer`, `scheduler` and `data` configs and
+    what the data set tells the network (its image shape and class names). They are saved in every
+    checkpoint, so a checkpoint alone rebuilds the classifier and the data it was trained on."""
+
+    # Saved in checkpoints beside the weights (torchmetrics leaves them out), so a run resumed
+    # mid-epoch ends with the same numbers: the epoch's running training averages and the best
+    # validation accuracy so far.
+    RESUMED_METRICS = ("train_loss", "train_acc", "val_acc_best")
+
+    def __init__(
+        self,
+        model: dict[str, Any],
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any],
+        data: dict[str, Any],
+        image_shape: tuple[int, int, int],
+        classes: list[str],
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)  # the full run config goes to the logger instead
+        self.num_classes = len(classes)
+        self.network = build_network(model, image_shape, self.num_classes)
+        check_optimization(optimizer, scheduler)
+        # Channels-last lets oneDNN (CPU) and cuDNN (GPU) pick their fastest convolutions.
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.network.to(memory_format=self.memory_format)
+        # Training metrics skip input checks: they run every step, on labels the data module made.
+        self.train_acc = MulticlassAccuracy(len(classes), average="micro", validate_args=False)
+        self.train_loss = MeanMetric(nan_strategy="disable")
+        self.val_acc = MulticlassAccuracy(len(classes), average="micro")
+        self.test_acc = MulticlassAccuracy(len(classes), average="micro")
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+        self.val_acc_best = MaxMetric()
+        # The first step whose loss was NaN or infinite (-1: none), kept on the device: reading
+        # the loss every step would make the GPU wait for the host.
+        self.register_buffer("first_bad_step", torch.tensor(-1), persistent=False)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.network(images.contiguous(memory_format=self.memory_format))
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels)
+        diverged_now = (self.first_bad_step < 0) & ~loss.detach().isfinite()
+        step = self.trainer.global_step
+        self.first_bad_step.copy_(torch.where(diverged_now, step, self.first_bad_step))
+        self.train_loss.update(loss.detach(), weight=len(labels))
+        self.train_acc.update(logits.detach(), labels)
+        # self.log costs about a millisecond (a tenth of a step on a small CPU): per-step values
+        # are logged only on the steps whose logs Lightning writes out.
+        if (self.trainer.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            self.stop_if_diverged()
+            accuracy = multiclass_accuracy(logits, labels, self.num_classes, average="micro")
+            self.log_dict({"train/loss": loss, "train/acc": accuracy}, prog_bar=True)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/loss_epoch", self.train_loss)
+        self.log("train/acc_epoch", self.train_acc)
+
+    def evaluate(self, batch: tuple[Tensor, Tensor], loss_metric, acc_metric, stage: str) -> Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss_metric.update(F.cross_entropy(logits, labels), weight=len(labels))
+        acc_metric.update(logits, labels)
+        self.log(f"{stage}/loss", loss_metric, prog_bar=True)
+        self.log(f"{stage}/acc", acc_metric, prog_bar=True)
+        return logits
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """Returns the logits, for callbacks that picture the validation (src/pictures.py)."""
+        return self.evaluate(batch, self.val_loss, self.val_acc, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        self.val_acc_best(self.val_acc.compute())
+        # The same value on every process (val_acc is synced); sync_dist only tells Lightning so.
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self.evaluate(batch, self.test_loss, self.test_acc, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(images).softmax(dim=1)
+
+    def stop_if_diverged(self) -> None:
+        """Checked where the host reads values anyway (the logging interval) and before every
+        checkpoint, so the checkpoints on disk keep the last good weights."""
+        step = int(self.first_bad_step)
+        if step >= 0:
+            folder = Path(self.trainer.checkpoint_callback.dirpath)
+            kept = (
+                f"the checkpoints saved before it are kept in {folder}"
+                if any(folder.glob("*.ckpt"))
+                else "no checkpoint had been saved yet"
+            )
+            raise UsageError(
+                f"the training loss became NaN or infinite at global step {step}, so training "
+                f"stopped; {kept}. Lower "
+                "optimizer.lr or set trainer.gradient_clip_val (e.g. 1.0), and start again"
+            )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.stop_if_diverged()
+        checkpoint["metric_states"] = {
+            name: getattr(self, name).metric_state for name in self.RESUMED_METRICS
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        for name, state in checkpoint.get("metric_states", {}).items():
+            for key, value in state.items():
+                setattr(getattr(self, name), key, value.to(self.device))
+
+    def configure_optimizers(self):
+        optimizer = build("optimizer", self.hparams.optimizer, self.parameters())
+        if not self.hparams.scheduler:
+            return optimizer
+        trainer = self.trainer
+        length = {"step": trainer.estimated_stepping_batches, "epoch": trainer.max_epochs}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": build_scheduler(self.hparams.scheduler, optimizer, length),
+        }
+
+
+def build_network(settings: dict[str, Any], image_shape, num_classes: int) -> torch.nn.Module:
+    """The model group's network, given the data set's image shape and number of classes if it
+    takes them (a network of the user's own may not)."""
+    from_data = {"image_shape": tuple(image_shape), "num_classes": num_classes}
+    return build(
+        "model", settings, **{k: v for k, v in from_data.items() if takes("model", settings, k)}
+    )
+
+
+def build_scheduler(
+    settings: dict[str, Any], optimizer: torch.optim.Optimizer, length: dict[str, int]
+) -> dict[str, Any]:
+    """Lightning's scheduler entry: the schedule, stepped every `interval` (step or epoch), its
+    length argument (total_steps, T_max) filled with the run's length unless the config sets it."""
+    interval = settings.get("interval", "step")
+    if interval not in INTERVALS:
+        raise UsageError(f"scheduler.interval must be one of {list(INTERVALS)}, got '{interval}'")
+    run_length = {
+        name: int(length[interval])
+        for name in RUN_LENGTH
+        if name not in settings and takes("scheduler", settings, name)
+    }
+    scheduler = build("scheduler", settings, optimizer, own_keys=("interval",), **run_length)
+    return {"scheduler": scheduler, "interval": interval}
+
+
+def check_optimization(optimizer: dict[str, Any], scheduler: dict[str, Any]) -> None:
+    """Build the optimizer and schedule once on a stand-in parameter, so that their settings are
+    checked when the classifier is made, before any work starts."""
+    stand_in = build("optimizer", optimizer, [torch.nn.Parameter(torch.zeros(1))])
+    if scheduler:
+        build_scheduler(scheduler, stand_in, {"step": 100, "epoch": 10})

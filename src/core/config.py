@@ -1,0 +1,207 @@
+"""The type and the valid range of every setting, checked before any work starts.
+
+Two kinds of config group:
+- the plug-ins (model, data, optimizer, scheduler) name a class in `_target_`; its signature is
+  their schema and its constructor checks the ranges (src/core/build.py);
+- the fixed groups (trainer, logger, callbacks) and the top-level settings have the dataclasses
+  below: types and ranges only. Every value, default or not, is written once, in conf/.
+
+Hydra refuses an unknown key while it composes (a key that is not in the YAML needs `+`);
+`validate` then checks the types and ranges and turns any problem into one line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
+
+from src.core.errors import UsageError, message_line
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64")
+ACCELERATORS = ("cpu", "gpu", "auto")
+STRATEGIES = ("auto", "ddp")
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise UsageError(message)
+
+
+@dataclass
+class TrainerConfig:
+    accelerator: str
+    devices: Any
+    num_nodes: int
+    strategy: str
+    precision: str
+    max_epochs: int
+    deterministic: bool
+    gradient_clip_val: float | None
+    log_every_n_steps: int
+    limit_train_batches: float
+    limit_val_batches: float
+    limit_test_batches: float
+    check_val_every_n_epoch: int
+    threads: int | None
+    channels_last: bool
+
+    def __post_init__(self) -> None:
+        require(self.max_epochs >= 1, f"trainer.max_epochs must be >= 1, got {self.max_epochs}")
+        require(
+            self.accelerator in ACCELERATORS,
+            f"trainer.accelerator must be one of {list(ACCELERATORS)}, got '{self.accelerator}'",
+        )
+        require(
+            self.precision in PRECISIONS,
+            f"trainer.precision must be one of {list(PRECISIONS)}, got '{self.precision}'",
+        )
+        gpu = self.accelerator == "gpu"
+        require(
+            not gpu or torch.cuda.is_available(),
+            "trainer=gpu asks for a GPU, but none is available on this machine "
+            "(torch.cuda.is_available() is False): use trainer=cpu or trainer=auto",
+        )
+        require(
+            gpu or self.precision != "16-mixed" or torch.cuda.is_available(),
+            "trainer.precision=16-mixed needs a GPU: on CPU use trainer.precision=bf16-mixed",
+        )
+        require(
+            self.strategy in STRATEGIES,
+            f"trainer.strategy must be one of {list(STRATEGIES)} (ddp: one process per device, "
+            f"as trainer=ddp and trainer=ddp_cpu set it), got '{self.strategy}'",
+        )
+        require(self.num_nodes >= 1, f"trainer.num_nodes must be >= 1, got {self.num_nodes}")
+        require(self.threads is None or self.threads >= 1, "trainer.threads must be >= 1")
+        require(
+            self.gradient_clip_val is None or self.gradient_clip_val > 0,
+            "trainer.gradient_clip_val must be > 0 or null",
+        )
+
+
+@dataclass
+class LoggerConfig:
+    name: str
+
+    def __post_init__(self) -> None:
+        choices = ("tensorboard", "csv", "none")
+        require(self.name in choices, f"logger.name must be one of {list(choices)}")
+
+
+@dataclass
+class PicturesConfig:
+    """Which pictures the TensorBoard logger gets during training (src/pictures.py)."""
+
+    graph: bool
+    layer_table: bool
+    samples: bool
+    confusion: bool
+    misclassified: bool
+    feature_maps: bool
+    filters: bool
+    histograms: bool
+
+
+@dataclass
+class CallbacksConfig:
+    early_stopping: bool
+    patience: int
+    progress_bar_refresh: int
+    pictures: PicturesConfig
+
+    def __post_init__(self) -> None:
+        require(self.patience >= 1, "callbacks.patience must be >= 1")
+        require(self.progress_bar_refresh >= 0, "callbacks.progress_bar_refresh must be >= 0")
+
+
+@dataclass
+class TrainConfig:
+    data: Any  # the plug-in groups: checked against their classes (src/core/build.py)
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    trainer: TrainerConfig
+    logger: LoggerConfig
+    callbacks: CallbacksConfig
+    seed: int
+    name: str | None
+    fail_fast: bool
+    resume: str | None
+
+
+def require_checkpoint(ckpt_path: str, command: str) -> None:
+    require(
+        ckpt_path != "",
+        f"ckpt_path is missing: python -m {command} ckpt_path=outputs/runs/<date>/<time> "
+        "(a run folder, for its best checkpoint, or a .ckpt file)",
+    )
+
+
+@dataclass
+class EvalDataConfig:
+    data_dir: str
+    eval_batch_size: int
+
+    def __post_init__(self) -> None:
+        require(self.eval_batch_size >= 1, "data.eval_batch_size must be >= 1")
+
+
+@dataclass
+class EvalConfig:
+    ckpt_path: str
+    data: EvalDataConfig
+    misclassified: int
+
+    def __post_init__(self) -> None:
+        require_checkpoint(self.ckpt_path, "src.eval")
+        require(self.misclassified >= 0, f"misclassified must be >= 0, got {self.misclassified}")
+
+
+@dataclass
+class PredictConfig:
+    ckpt_path: str
+    inputs: Any
+    preprocess: bool
+    json: bool
+
+    def __post_init__(self) -> None:
+        require_checkpoint(self.ckpt_path, "src.predict")
+        require(
+            bool(self.inputs),
+            "inputs is missing: python -m src.predict ckpt_path=<run folder> inputs=digits/ "
+            "(image files, folders or globs; several: inputs='[a.png,b.png]')",
+        )
+
+
+def compose_config(overrides: list[str], config_name: str = "train") -> DictConfig:
+    """The config a command line with these overrides would get, composed outside a Hydra app."""
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose(config_name, overrides=overrides)
+
+
+SCHEMAS = {"train": TrainConfig, "eval": EvalConfig, "predict": PredictConfig}
+
+
+def validate(cfg: DictConfig, command: str = "train") -> None:
+    """Check every type and range of a command's config (train, eval or predict), so a mistake
+    stops with one line before any work starts. The plug-in groups' classes are checked when they
+    are built, which the commands do before any work too."""
+    try:
+        OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SCHEMAS[command]), cfg))
+    except UsageError:
+        raise
+    except MissingMandatoryValue as error:
+        raise UsageError(
+            f"{error.full_key} is missing (???): set it on the command line, {error.full_key}=..."
+        ) from None
+    except ConfigKeyError as error:
+        raise UsageError(f"{error.full_key} is not a setting of {command}") from None
+    except OmegaConfBaseException as error:
+        where = f"{error.full_key}: " if getattr(error, "full_key", None) else ""
+        raise UsageError(f"{where}{message_line(error)}") from None

@@ -1,0 +1,124 @@
+"""User-facing errors: one clear message and a non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    OmegaConfBaseException,
+    ValidationError,
+)
+
+T = TypeVar("T")
+
+EXIT_USAGE = 2
+_hydra_raises_for_us = False  # HYDRA_FULL_ERROR is set by exit_on_config_error, not the user
+
+
+class UsageError(Exception):
+    """Something the user can fix: the message names the problem and the fix."""
+
+
+def show_traceback() -> bool:
+    return os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("DEBUG") == "1"
+
+
+def exit_on_usage_error(entry_point: Callable[..., T]) -> Callable[..., T]:
+    """Turn a UsageError into `error: <message>` on stderr and exit status 2."""
+
+    @functools.wraps(entry_point)
+    def wrapper(*args, **kwargs):
+        try:
+            return entry_point(*args, **kwargs)
+        except UsageError as error:
+            if show_traceback():
+                raise
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
+
+    return wrapper
+
+
+def exit_on_config_error(app: Callable[[], T]) -> Callable[[], T]:
+    """Around a @hydra.main app. Hydra reports a command line it cannot compose (an unknown option
+    or key, a value of the wrong type) over many lines with exit status 1, and suggests a fix
+    the schemas refuse (`+key=value`). Here Hydra raises these errors instead (HYDRA_FULL_ERROR,
+    until `ConfigComposed` gives the variable back) and each becomes one line and exit status 2.
+    """
+
+    @functools.wraps(app)
+    def wrapper() -> T:
+        global _hydra_raises_for_us
+        if show_traceback():
+            return app()
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+        _hydra_raises_for_us = True
+        try:
+            return app()
+        except (HydraException, OmegaConfBaseException) as error:
+            print(f"error: {explain_config_error(error)}", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
+        finally:
+            give_back_hydra_full_error()
+
+    return wrapper
+
+
+def give_back_hydra_full_error() -> None:
+    global _hydra_raises_for_us
+    if _hydra_raises_for_us:
+        os.environ.pop("HYDRA_FULL_ERROR", None)
+        _hydra_raises_for_us = False
+
+
+class ConfigComposed(Callback):
+    """Once Hydra has composed the config, errors are the program's own again: bugs get Hydra's
+    usual report, and the processes a run or sweep starts do not inherit HYDRA_FULL_ERROR."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        give_back_hydra_full_error()
+
+    on_multirun_start = on_run_start
+
+
+def explain_config_error(error: Exception) -> str:
+    cause = error.__cause__
+    if isinstance(error, MissingConfigException) and error.options is not None:
+        group, _, option = (error.missing_cfg_file or "").partition("/")
+        options = error.options
+        return (
+            f"{group}={option} is not an option of the {group} group: choose one of "
+            f"{', '.join(options)} (the files in conf/{group}/)"
+        )
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+        parent = cause.full_key.rpartition(".")[0]
+        settings = ", ".join(str(k) for k in cause.parent_node or {})
+        where = f"of {parent}" if parent else "at the top level"
+        return (
+            f"{cause.full_key} is not a setting: the settings {where} are {settings} "
+            f"(`+{cause.full_key}=...` adds an argument of a class that the YAML leaves out)"
+        )
+    if isinstance(cause, ValidationError):
+        return (
+            f"{cause.full_key}: {message_line(cause)} (`python -m src.{Path(sys.argv[0]).stem} "
+            "--cfg job` shows every setting with a value of its type)"
+        )
+    message = message_line(error)
+    if isinstance(error, OverrideParseException):
+        return f"cannot read {error.override} ({message}): write group=option or key=value"
+    return message.split("raised while resolving interpolation: ")[-1]
+
+
+def message_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -1,0 +1,103 @@
+"""`python -m src.train resume=<run folder>`: continue a stopped run in its own folder, with the
+config it saved, from its exact state, appending to its TensorBoard run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from src.core.callbacks import INTERRUPTED
+from src.core.errors import UsageError
+from src.core.sweeps import claimed_tensorboard_run, fit_folder_name
+
+# What may change when a run is resumed: how long it trains and how it shows progress. Anything
+# else would make it another run, which belongs in a folder of its own.
+RESUMABLE = ("trainer.max_epochs", "callbacks.progress_bar_refresh", "trainer.threads")
+
+
+@dataclass
+class ResumedRun:
+    cfg: DictConfig
+    checkpoint: Path
+    overrides: list[str]  # the run's own, then the changes resume= made
+    run_name: str
+    log_root: Path | None
+
+
+def resumed_run(cfg: DictConfig, job: DictConfig) -> ResumedRun:
+    """The saved config of the run folder `cfg.resume`, with the allowed changes this command
+    line makes (`job` is its Hydra config), and the checkpoint to continue from."""
+    folder = require_run_folder(cfg.resume)
+    saved = folder / ".hydra"
+    if job.mode == RunMode.MULTIRUN:
+        raise UsageError("resume= continues one run: leave out -m")
+    changes = [o for o in job.overrides.task if not o.startswith("resume=")]
+    refused = [o for o in changes if o.lstrip("+~").split("=")[0] not in RESUMABLE]
+    if refused:
+        raise UsageError(
+            f"resume= continues a run with the config it saved, so {' '.join(refused)} cannot "
+            f"change it; only {', '.join(RESUMABLE)} can. Start a new run for other settings"
+        )
+    run_cfg = OmegaConf.load(saved / "config.yaml")
+    for change in changes:
+        key = change.split("=")[0]
+        OmegaConf.update(run_cfg, key, OmegaConf.select(cfg, key))
+    if changes:  # a later resume= goes on with them (a raised trainer.max_epochs above all)
+        OmegaConf.save(run_cfg, saved / "config.yaml")
+    run_job = OmegaConf.load(saved / "hydra.yaml").hydra
+    return ResumedRun(
+        run_cfg,
+        checkpoint_to_resume(folder),
+        [*run_job.overrides.task, *changes],
+        *tensorboard_run(folder, run_job),
+    )
+
+
+def require_run_folder(resume: str) -> Path:
+    folder = Path(resume)
+    if not all((folder / ".hydra" / name).is_file() for name in ("config.yaml", "hydra.yaml")):
+        raise UsageError(
+            f"{folder} is not a run folder (no .hydra/config.yaml in it): pass the folder a "
+            "training run made, e.g. resume=outputs/runs/<date>/<time>"
+        )
+    return folder
+
+
+def run_folder(resume: str | None, new_folder: str) -> str:
+    """`hydra.run.dir` (train.yaml): a resumed run writes to its own folder, which must exist,
+    checked here before Hydra creates anything."""
+    return str(require_run_folder(resume)) if resume else new_folder
+
+
+# Hydra also keeps the config a resumed run saved (`hydra.output_subdir`: null, it writes none).
+OmegaConf.register_new_resolver("run_folder", run_folder, replace=True)
+OmegaConf.register_new_resolver(
+    "config_subdir", lambda resume: None if resume else ".hydra", replace=True
+)
+
+
+def checkpoint_to_resume(folder: Path) -> Path:
+    """The newer of interrupted.ckpt (a run stopped on a signal) and last.ckpt (the last epoch):
+    a run resumed from the first and then finished has a newer last.ckpt."""
+    found = [folder / "checkpoints" / name for name in (INTERRUPTED, "last.ckpt")]
+    found = [path for path in found if path.is_file()]
+    if not found:
+        raise UsageError(
+            f"{folder}/checkpoints holds neither {INTERRUPTED} nor last.ckpt: the run stopped "
+            "before its first checkpoint, so start it again instead"
+        )
+    return max(found, key=lambda path: path.stat().st_mtime)
+
+
+def tensorboard_run(folder: Path, run_job: DictConfig) -> tuple[str, Path | None]:
+    """The run's TensorBoard run name and log root, as `src.train` chose them when it started:
+    a single run's overrides under its folder's tensorboard/, a sweep job's under the sweep's
+    (the job folder's parent)."""
+    name = run_job.job.override_dirname
+    if run_job.mode == RunMode.MULTIRUN.name:
+        log_root = folder.parent / "tensorboard"
+        return claimed_tensorboard_run(log_root, name, run_job.job.num), log_root
+    return fit_folder_name(name), None

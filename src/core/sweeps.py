@@ -1,0 +1,72 @@
+"""What one job of a sweep (a multirun) needs beyond a single run: its share of the cores, a
+TensorBoard run of its own under the sweep's log root, and a failure that is written down instead
+of ending the sweep."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from src.core.errors import UsageError
+
+OPTIMIZED_METRIC = "val/acc_best"  # what a job returns to the sweeper (Optuna maximises it)
+MAX_RUN_NAME = 200  # bytes; a folder name can hold 255
+
+
+def threads_per_job(launcher: DictConfig) -> int | None:
+    """Torch threads for one job, so that jobs running side by side share the cores instead of
+    each taking all of them: the job's `cpus_per_task` under submitit (SLURM), the cores divided
+    by `n_jobs` under joblib, and None (torch's default: every core) one job at a time."""
+    if launcher.get("cpus_per_task"):
+        return launcher.cpus_per_task
+    parallel_jobs = launcher.get("n_jobs")
+    if not parallel_jobs:
+        return None
+    cores = len(os.sched_getaffinity(0))
+    if parallel_jobs < 0:  # joblib counts back from the cores: -1 = one job per core
+        parallel_jobs = max(1, cores + 1 + parallel_jobs)
+    return max(1, cores // parallel_jobs)
+
+
+def claim_tensorboard_run(log_root: Path, overrides_name: str, job_num: int) -> str:
+    """The TensorBoard run name of one job under the sweep's log root: its overrides, plus its
+    job number if another job of the sweep already has the same overrides (an Optuna trial may
+    repeat one; mkdir is atomic, so parallel jobs cannot both claim a folder) or if the overrides
+    are too long for a folder name (Optuna's floats are long)."""
+    name = tensorboard_run_name(overrides_name, job_num)
+    log_root.mkdir(parents=True, exist_ok=True)
+    try:
+        (log_root / name).mkdir()
+    except FileExistsError:
+        return f"{name},job={job_num}"
+    return name
+
+
+def fit_folder_name(name: str, suffix: str = "...") -> str:
+    """The name as it is, or cut to fit a folder name with `suffix` after it."""
+    if len(name.encode()) <= MAX_RUN_NAME:
+        return name
+    return name.encode()[:MAX_RUN_NAME].decode(errors="ignore") + suffix
+
+
+def claimed_tensorboard_run(log_root: Path, overrides_name: str, job_num: int) -> str:
+    """The name `claim_tensorboard_run` gave this job, for a job that is resumed."""
+    name = tensorboard_run_name(overrides_name, job_num)
+    with_number = f"{name},job={job_num}"
+    return with_number if (log_root / with_number).is_dir() else name
+
+
+def tensorboard_run_name(overrides_name: str, job_num: int) -> str:
+    return fit_folder_name(overrides_name or "defaults", f"...,job={job_num}")
+
+
+def first_line(error: BaseException) -> str:
+    """The error as one line for a summary table: a usage error's message, or the exception's
+    type and the first line of its message."""
+    lines = str(error).strip().splitlines()
+    message = lines[0] if lines else ""
+    if isinstance(error, UsageError):
+        return message
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__

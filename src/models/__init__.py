@@ -1,0 +1,70 @@
+"""Networks, one file per family. Each is an `nn.Module` class whose constructor takes its own
+settings (written once, in its `conf/model/*.yaml`) and two arguments the data set fills in:
+`image_shape` (channels, height, width) and `num_classes`.
+
+Below: what the console summary, TensorBoard's layer table and the benchmark say of a network.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+LAYER_COLUMNS = ["layer", "type", "output", "parameters", "multiply-adds"]
+
+
+def count_parameters(network: nn.Module) -> int:
+    return sum(p.numel() for p in network.parameters())
+
+
+def count_one_image(network: nn.Module, image_shape: tuple[int, ...]) -> FlopCounterMode:
+    """torch's FLOP counter after a forward pass of one blank image, in eval mode (no batch-norm
+    update, no dropout draw); the network's mode is put back."""
+    training = network.training
+    network.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            network(torch.zeros(1, *image_shape, device=next(network.parameters()).device))
+    finally:
+        network.train(training)
+    return counter
+
+
+def multiply_adds(network: nn.Module, image_shape: tuple[int, ...]) -> int:
+    """Multiply-adds per image: half the FLOPs of convolutions and matrix products."""
+    return count_one_image(network, image_shape).get_total_flops() // 2
+
+
+def layer_rows(network: nn.Module, image_shape: tuple[int, ...]) -> list[list[str]]:
+    """The network's top-level layers, one row each (LAYER_COLUMNS): name, type, output shape
+    for one image, parameters and multiply-adds; then the totals."""
+    shapes: dict[str, str] = {}
+
+    def keep_shape(name: str):
+        def hook(module: nn.Module, inputs, output) -> None:
+            shapes.setdefault(name, " x ".join(map(str, output.shape[1:])))
+
+        return hook
+
+    layers = dict(network.named_children())
+    hooks = [layer.register_forward_hook(keep_shape(name)) for name, layer in layers.items()]
+    try:
+        counter = count_one_image(network, image_shape)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    flops = {name: sum(counts.values()) for name, counts in counter.get_flop_counts().items()}
+    prefix = type(network).__name__
+    rows = [
+        [
+            name,
+            type(layer).__name__,
+            shapes.get(name, ""),
+            f"{count_parameters(layer):,}",
+            f"{flops.get(f'{prefix}.{name}', 0) // 2:,}",
+        ]
+        for name, layer in layers.items()
+    ]
+    totals = [f"{count_parameters(network):,}", f"{counter.get_total_flops() // 2:,}"]
+    return [*rows, ["total", "", "", *totals]]

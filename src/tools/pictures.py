@@ -1,0 +1,183 @@
+"""Pictures in TensorBoard during training: what the network is, what it sees and where it fails.
+
+Once, when training starts: the network's graph, a table of its layers, and a grid of training
+inputs as the network sees them (normalised, and augmented when augmentation is on). Every
+validation epoch: the confusion matrix, the worst misclassified digits, the feature maps of every
+convolution for a few fixed digits and the first convolution's filters. Weight and gradient
+histograms every epoch when switched on. Each is a switch in `callbacks.pictures`.
+
+The training steps are left alone; validation steps only update a confusion matrix and keep the
+worst few digits on the device, so the pictures are drawn once per epoch without host syncs in
+between. Nothing is drawn during Lightning's sanity check. Under DDP the confusion matrix counts
+every process's digits; the other pictures show rank 0's.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+from omegaconf import DictConfig
+from torch import Tensor, nn
+from torch.utils.tensorboard import SummaryWriter
+from torchmetrics.classification import MulticlassConfusionMatrix
+from torchvision.utils import make_grid
+
+from src.models import LAYER_COLUMNS, layer_rows
+from src.tools.figures import (
+    confusion_figure,
+    digits_figure,
+    figure_pixels,
+    filters_grid,
+    maps_grid,
+    mistakes_by_loss,
+)
+from src.tools.tables import markdown_table
+
+# The graph is traced with torch.jit.trace, which newer torch marks deprecated; TensorBoard's
+# add_graph has nothing else yet.
+warnings.filterwarnings(
+    "ignore", message=r".*torch\.jit\.trace.* is deprecated", category=FutureWarning
+)
+
+SAMPLES = 64  # training inputs in the grid of samples
+WORST = 20  # misclassified validation digits shown each epoch, the most confidently wrong first
+PROBES = 4  # validation digits (the first ones, the same every epoch) whose feature maps are shown
+
+
+class Pictures(Callback):
+    def __init__(self, show: DictConfig) -> None:
+        self.show = show
+        self.confusion: MulticlassConfusionMatrix | None = None
+        self.worst: dict[str, Tensor] = {}
+        self.probes: Tensor | None = None
+        self.histograms_epoch = -1
+
+    @staticmethod
+    def writer(trainer: L.Trainer) -> SummaryWriter:
+        return trainer.logger.experiment
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        blank = torch.zeros(
+            1, *pl_module.hparams.image_shape, device=pl_module.device, dtype=pl_module.dtype
+        )
+        # In eval mode, so that tracing the network neither updates batch-norm statistics nor
+        # draws dropout masks: training goes exactly as it would without the pictures.
+        network = pl_module.network.eval()
+        if self.show.graph:
+            self.writer(trainer).add_graph(network, blank)
+        if self.show.layer_table:
+            table = markdown_table(LAYER_COLUMNS, layer_rows(network, blank.shape[1:]))
+            self.writer(trainer).add_text("model/layers", table)
+        network.train()
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int
+    ) -> None:
+        if self.show.samples and trainer.global_step == 0 and trainer.is_global_zero:
+            # One scale for the whole grid (the smallest input value black, the largest white), so
+            # the images keep their brightness relative to each other.
+            grid = make_grid(batch[0][:SAMPLES].float().cpu(), nrow=8, normalize=True)
+            self.writer(trainer).add_image("inputs/train_samples", grid, 0)
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.confusion = MulticlassConfusionMatrix(pl_module.num_classes).to(pl_module.device)
+        self.worst = {}
+
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, logits, batch, batch_idx: int, *_
+    ) -> None:
+        if trainer.sanity_checking:
+            return
+        images, labels = batch
+        if self.show.confusion:
+            self.confusion.update(logits, labels)
+        if self.show.misclassified:
+            self.keep_worst(images, labels, logits)
+        if self.show.feature_maps and self.probes is None:
+            self.probes = images[:PROBES].clone()
+
+    def keep_worst(self, images: Tensor, labels: Tensor, logits: Tensor) -> None:
+        """Keep the WORST highest-loss mistakes seen so far, on the device (no host sync)."""
+        losses = F.cross_entropy(logits, labels, reduction="none")
+        losses = losses.masked_fill(logits.argmax(dim=1) == labels, -torch.inf)
+        batch = {"loss": losses, "image": images, "label": labels, "logits": logits.detach()}
+        if self.worst:
+            batch = {key: torch.cat([self.worst[key], values]) for key, values in batch.items()}
+        keep = batch["loss"].topk(min(WORST, len(batch["loss"]))).indices
+        self.worst = {key: values[keep] for key, values in batch.items()}
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        matrix = self.confusion.compute() if self.show.confusion else None  # every process
+        if not trainer.is_global_zero:
+            return
+        writer, step = self.writer(trainer), trainer.global_step
+        if matrix is not None:
+            figure = figure_pixels(confusion_figure(matrix, pl_module.hparams.classes))
+            writer.add_image("val/confusion_matrix", figure, step, dataformats="HWC")
+        if self.worst:
+            logits, labels = self.worst["logits"], self.worst["label"]
+            shown = mistakes_by_loss(logits, labels)
+            figure = digits_figure(
+                self.worst["image"][shown],
+                logits[shown].argmax(dim=1),
+                labels[shown],
+                pl_module.hparams.classes,
+            )
+            writer.add_image("val/misclassified", figure_pixels(figure), step, dataformats="HWC")
+        if self.show.feature_maps and self.probes is not None:
+            convolutions = modules_of_type(pl_module.network, nn.Conv2d)
+            maps = layer_outputs(pl_module.network, self.probes, convolutions)
+            for name, output in maps.items():
+                writer.add_image(f"feature_maps/{name}", maps_grid(output), step)
+        if self.show.filters:
+            name, first = next(iter(modules_of_type(pl_module.network, nn.Conv2d).items()))
+            writer.add_image(f"filters/{name}", filters_grid(first.weight), step)
+
+    def on_before_optimizer_step(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer
+    ) -> None:
+        """Histograms of the weights and their gradients at each epoch's first step."""
+        if not self.show.histograms or self.histograms_epoch == trainer.current_epoch:
+            return
+        self.histograms_epoch = trainer.current_epoch
+        if not trainer.is_global_zero:
+            return
+        writer, step = self.writer(trainer), trainer.global_step
+        for name, parameter in pl_module.network.named_parameters():
+            writer.add_histogram(f"weights/{name}", parameter, step)
+            if parameter.grad is not None:
+                writer.add_histogram(f"gradients/{name}", parameter.grad, step)
+
+
+def modules_of_type(network: nn.Module, kind: type[nn.Module]) -> dict[str, nn.Module]:
+    return {name: module for name, module in network.named_modules() if isinstance(module, kind)}
+
+
+def layer_outputs(
+    network: nn.Module, images: Tensor, layers: dict[str, nn.Module]
+) -> dict[str, Tensor]:
+    """What each of these layers outputs for the images, captured with forward hooks."""
+    outputs: dict[str, Tensor] = {}
+
+    def keeper(name: str):
+        def keep(module: nn.Module, inputs, output: Tensor) -> None:
+            outputs[name] = output.detach().clone()  # a copy: an in-place ReLU follows
+
+        return keep
+
+    handles = [layer.register_forward_hook(keeper(name)) for name, layer in layers.items()]
+    try:
+        with torch.no_grad():
+            network(images)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return outputs

@@ -1,0 +1,154 @@
+from types import SimpleNamespace
+
+import lightning as L
+import pytest
+import torch
+
+from src.core.checkpoints import load_classifier
+from src.core.classifier import Classifier
+from src.core.errors import UsageError
+from tests.conftest import compose_train
+
+
+def classifier(*overrides: str) -> Classifier:
+    from src.train import build_run
+
+    return build_run(compose_train(*overrides))[1]
+
+
+def test_training_step_returns_the_cross_entropy_of_the_batch():
+    model = classifier("model=convnet16")
+    model.trainer = L.Trainer(logger=False, enable_progress_bar=False, log_every_n_steps=50)
+    images, labels = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    loss = model.training_step((images, labels), 0)
+    expected = torch.nn.functional.cross_entropy(model(images), labels)
+    assert torch.isclose(loss, expected)
+
+
+def test_predict_step_gives_probabilities():
+    probabilities = classifier().predict_step(torch.randn(2, 1, 28, 28), 0)
+    assert torch.allclose(probabilities.sum(dim=1), torch.ones(2))
+
+
+@pytest.mark.parametrize(
+    ("option", "kind", "settings"),
+    [
+        ("sgd", torch.optim.SGD, {"lr": 0.01, "momentum": 0.0}),
+        ("adam", torch.optim.Adam, {"lr": 0.001, "weight_decay": 0.0}),
+        ("adamw", torch.optim.AdamW, {"lr": 0.001, "weight_decay": 0.01}),
+        ("rmsprop", torch.optim.RMSprop, {"lr": 0.001, "alpha": 0.99}),
+    ],
+)
+def test_each_optimizer_option_builds_its_torch_class_with_its_settings(option, kind, settings):
+    model = classifier(f"optimizer={option}")
+    optimizer = model.configure_optimizers()
+    assert type(optimizer) is kind
+    assert {k: optimizer.defaults[k] for k in settings} == settings
+
+
+def test_any_torch_optimizer_and_its_arguments_by_naming_it():
+    model = classifier("optimizer._target_=torch.optim.Adagrad", "+optimizer.lr_decay=0.01")
+    optimizer = model.configure_optimizers()
+    assert type(optimizer) is torch.optim.Adagrad and optimizer.defaults["lr_decay"] == 0.01
+
+
+@pytest.mark.parametrize(
+    ("option", "kind", "interval"),
+    [
+        ("onecycle", torch.optim.lr_scheduler.OneCycleLR, "step"),
+        ("cosine", torch.optim.lr_scheduler.CosineAnnealingLR, "step"),
+        ("step", torch.optim.lr_scheduler.StepLR, "epoch"),
+    ],
+)
+def test_each_schedule_gets_the_runs_length_in_its_interval(option, kind, interval):
+    model = classifier(f"scheduler={option}", "trainer.max_epochs=7")
+    model.trainer = SimpleNamespace(estimated_stepping_batches=420, max_epochs=7)
+    entry = model.configure_optimizers()["lr_scheduler"]
+    assert type(entry["scheduler"]) is kind and entry["interval"] == interval
+    if option == "onecycle":
+        assert entry["scheduler"].total_steps == 420
+    if option == "cosine":
+        assert entry["scheduler"].T_max == 420
+
+
+def test_no_schedule_leaves_the_optimizer_alone():
+    assert isinstance(classifier("scheduler=none").configure_optimizers(), torch.optim.Adam)
+
+
+def test_checkpoint_hyperparameters_rebuild_the_same_network():
+    model = classifier("model=convnet_single", "optimizer=sgd")
+    rebuilt = Classifier(**model.hparams)
+    rebuilt.load_state_dict(model.state_dict())
+    images = torch.randn(2, 1, 28, 28)
+    assert torch.equal(model(images), rebuilt(images))
+
+
+def test_a_run_folder_or_its_checkpoint_rebuilds_the_trained_model(tiny_cfg, tmp_path):
+    from src.train import train
+
+    train(tiny_cfg("logger=none", "trainer.max_epochs=1", "model=convnet16"), tmp_path)
+    for path in (tmp_path, tmp_path / "checkpoints" / "last.ckpt"):
+        model = load_classifier(path)
+        assert model.hparams.model["channels"] == [16, 32]
+        assert model(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+
+
+def test_missing_or_foreign_checkpoints_are_named(tmp_path):
+
+    with pytest.raises(UsageError, match="no checkpoint at"):
+        load_classifier(tmp_path / "nothing.ckpt")
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    with pytest.raises(UsageError, match="could not be loaded as a checkpoint"):
+        load_classifier(tmp_path / "notes.ckpt")
+
+
+def test_a_diverging_run_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
+    tiny_cfg, tmp_path, monkeypatch
+):
+    import src.train
+
+    class ExplodeInSecondEpoch(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == 1:
+                for group in trainer.optimizers[0].param_groups:
+                    group["lr"] = 1e30
+
+    build = src.train.build_callbacks
+    monkeypatch.setattr(
+        src.train, "build_callbacks", lambda *a, **k: [*build(*a, **k), ExplodeInSecondEpoch()]
+    )
+    with pytest.raises(UsageError, match="NaN or infinite at global step 1[0-9], so training"):
+        src.train.train(tiny_cfg("logger=none"), tmp_path)
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 0 and last["global_step"] == 10  # the first epoch's
+    assert all(weight.isfinite().all() for weight in last["state_dict"].values())
+
+
+def test_a_checkpoint_crafted_to_run_code_is_refused_without_running_it(tmp_path):
+    from tests.core.test_resume import RunsCode
+
+    marker = tmp_path / "code-ran"
+    torch.save({"state_dict": RunsCode(marker)}, tmp_path / "crafted.ckpt")
+    with pytest.raises(UsageError, match="holds Python objects beyond tensors and plain values"):
+        load_classifier(tmp_path / "crafted.ckpt")
+    assert not marker.exists()
+
+
+def test_weights_of_another_network_are_named(tmp_path):
+    import pytest
+    from omegaconf import OmegaConf
+
+    def to_container(hparams):
+        return OmegaConf.to_container(OmegaConf.create(dict(hparams)))
+
+    small, large = classifier("model=convnet_single"), classifier("model=convnet32")
+    torch.save(
+        {
+            "state_dict": small.state_dict(),
+            "hyper_parameters": to_container(large.hparams),
+            "pytorch-lightning_version": L.__version__,
+        },
+        tmp_path / "mixed.ckpt",
+    )
+    with pytest.raises(UsageError, match="holds the weights of another network"):
+        load_classifier(tmp_path / "mixed.ckpt")

@@ -1,0 +1,130 @@
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigAttributeError
+
+from src.core.classifier import Classifier
+from src.core.config import CONF_DIR, validate
+from src.core.errors import UsageError
+from tests.conftest import compose_train
+
+GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
+OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))]
+NEEDS_MORE = {("model", "custom")}  # names no class until the command line does
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS)
+def test_every_option_of_every_group_composes_validates_and_builds(group, option, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)  # trainer=gpu is checked below
+    cfg = compose_train(f"{group}={option}")
+    if (group, option) in NEEDS_MORE:
+        with pytest.raises(UsageError, match="model._target_ is missing"):
+            validate(cfg)
+        return
+    validate(cfg)
+    # The classifier builds the network, the optimizer and the schedule: every setting checked.
+    Classifier(
+        dict(cfg.model), dict(cfg.optimizer), dict(cfg.scheduler), dict(cfg.data), (1, 28, 28),
+        [str(i) for i in range(10)],
+    )  # fmt: skip
+
+
+def test_defaults_are_the_seed_pipeline():
+    cfg = compose_train()
+    assert cfg.model._target_ == "src.models.convnet.ConvNet" and cfg.model.channels == [32, 64]
+    assert cfg.optimizer._target_ == "torch.optim.Adam" and cfg.optimizer.lr == 0.001
+    assert cfg.data.batch_size == 64 and cfg.data.val_size == 5000 and cfg.data.normalize == "half"
+    assert cfg.trainer.max_epochs == 10 and not cfg.scheduler
+
+
+def test_data_dir_comes_from_the_environment_when_set(monkeypatch):
+    monkeypatch.setenv("DATA_DIR", "/somewhere/else")
+    assert compose_train().data.data_dir == "/somewhere/else"
+    monkeypatch.delenv("DATA_DIR")
+    assert compose_train().data.data_dir == "data"
+
+
+def build_everything(*overrides: str) -> None:
+    """What src.train does before any work: validate, then build the data and the classifier."""
+    from src.train import build_run
+
+    cfg = compose_train(*overrides)
+    validate(cfg)
+    build_run(cfg)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optimizer.lr=-0.1", r"optimizer \(torch.optim.adam.Adam\): Invalid learning rate"),
+        ("data.batch_size=0", "data .*: batch_size must be >= 1"),
+        ("trainer.max_epochs=0", "trainer.max_epochs must be >= 1"),
+        ("model.dropout=1.0", r"model .*: dropout must be in \[0, 1\)"),
+        ("model.channels=[0,4]", "model .*: channels must be one or more widths, all >= 1"),
+        ("trainer.precision=17", "trainer.precision must be one of"),
+        ("trainer.accelerator=tpu", "trainer.accelerator must be one of"),
+        ("data.normalize=imagenet", "data .*: normalize must be one of"),
+        ("trainer.strategy=fsdp", "trainer.strategy must be one of"),
+        ("trainer.num_nodes=0", "trainer.num_nodes must be >= 1"),
+        ("data.elastic_alpha=-1", "data .*: elastic_alpha must be >= 0"),
+        ("data.elastic_sigma=0", "data .*: elastic_sigma must be > 0"),
+        ("scheduler=onecycle scheduler.pct_start=2", r"scheduler .*OneCycleLR\): Expected float"),
+        ("scheduler=step scheduler.interval=week", "scheduler.interval must be one of"),
+        ("optimizer=sgd optimizer.nesterov=true", "Nesterov momentum requires a momentum"),
+        ("trainer.max_epochs=big", "trainer.max_epochs: Value 'big' .* could not be converted"),
+        ("model.channels=big", "model.channels='big' is not a list"),
+        ("data.batch_size=2.5", "data.batch_size=2.5 is not a int"),
+        ("+optimizer.betas=[0.9]", "optimizer.betas=.* is not a tuple"),
+        ("+model.width=3", "model.width is not an argument of src.models.convnet.ConvNet"),
+        ("model=custom", "model._target_ is missing"),
+    ],
+)
+def test_out_of_range_values_and_wrong_types_are_refused_with_the_fix(override, message):
+    with pytest.raises(UsageError, match=message):
+        build_everything(*override.split())
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("os.system", "model._target_=os.system is not a torch.nn.modules.module.Module class"),
+        ("subprocess.run", "is not a torch.nn.modules.module.Module class"),
+        ("nowhere.Net", "cannot be imported .*ModuleNotFoundError: No module named 'nowhere'"),
+        ("src.models.convnet.Nothing", "model._target_=src.models.convnet.Nothing cannot be"),
+    ],
+)
+def test_a_target_of_the_wrong_kind_or_that_does_not_import_is_named(target, message):
+    with pytest.raises(UsageError, match=message):
+        build_everything(f"model._target_={target}")
+
+
+@pytest.mark.parametrize(
+    ("group", "target"),
+    [("optimizer", "torch.nn.Linear"), ("scheduler", "torch.optim.Adam"), ("data", "os.system")],
+)
+def test_each_plug_in_group_builds_only_its_own_kind(group, target):
+    extra = ["scheduler=cosine"] if group == "scheduler" else []
+    with pytest.raises(UsageError, match=f"{group}._target_={target} is not a"):
+        build_everything(*extra, f"{group}._target_={target}")
+
+
+def test_a_class_named_inside_an_argument_is_refused():
+    with pytest.raises(UsageError, match="model.hidden names a class of its own"):
+        build_everything("model=mlp", "~model.hidden", "+model.hidden={_target_:os.system}")
+
+
+def test_asking_for_a_gpu_where_there_is_none_is_refused(monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(UsageError, match="none is available on this machine"):
+        validate(compose_train("trainer=gpu"))
+
+
+def test_an_unknown_key_fails_while_composing():
+    with pytest.raises(ConfigCompositionException) as unknown:
+        compose_train("optimizer.lrr=0.1")
+    assert isinstance(unknown.value.__cause__, ConfigAttributeError)
+
+
+def test_unknown_option_lists_the_options():
+    with pytest.raises(Exception, match="convnet16") as error:
+        compose_train("model=convnet99")
+    assert "Available options" in str(error.value)

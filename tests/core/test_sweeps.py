@@ -1,0 +1,147 @@
+"""Sweeps run in this process (a subprocess would cost its imports again); joblib and submitit
+still start their own worker processes, as they would for a user."""
+
+import csv
+import json
+import logging
+import os
+import statistics
+import sys
+
+import optuna
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from src.core.config import CONF_DIR
+from src.core.errors import UsageError
+from src.core.sweeps import MAX_RUN_NAME, claim_tensorboard_run, first_line, threads_per_job
+from src.train import main
+from tests.conftest import ROOT, TINY
+
+CORES = len(os.sched_getaffinity(0))
+FAST = ["trainer.max_epochs=1", "model=convnet_single"]
+
+
+@pytest.fixture
+def multirun(tiny_mnist, tmp_path, monkeypatch):
+    """Run `python -m src.train -m <overrides>` on the tiny data in this process; returns the
+    sweep folder."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # for submitit's job processes
+
+    def run(*overrides: str):
+        sweep = tmp_path / "sweep"
+        argv = [f"data.data_dir={tiny_mnist}", *TINY, *FAST, *overrides]
+        hydra_args = ["-m", f"--config-path={CONF_DIR}", f"hydra.sweep.dir={sweep}"]
+        monkeypatch.setattr(sys, "argv", ["train.py", *hydra_args, *argv])
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        try:
+            main()
+        finally:  # Hydra configured logging and its global state for this sweep only
+            GlobalHydra.instance().clear()
+            root.handlers, root.level = handlers, level
+        return sweep
+
+    return run
+
+
+def read_csv(path):
+    with path.open() as file:
+        return list(csv.DictReader(file))
+
+
+def job_records(sweep):
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")}
+
+
+def test_a_failed_job_is_recorded_and_the_seeds_of_the_others_summarised(multirun):
+    sweep = multirun("optimizer.lr=0.05,-1", "seed=1,2")
+
+    records = job_records(sweep)
+    failed = [r for r in records.values() if r["status"] == "failed"]
+    assert len(records) == 4 and len(failed) == 2
+    assert all(r["error"].startswith("optimizer.lr must be > 0") for r in failed)
+    rows = read_csv(sweep / "summary.csv")
+    assert [row["status"] for row in rows] == ["ok", "ok", "failed", "failed"]
+    (config,) = read_csv(sweep / "summary_by_config.csv")
+    finished = [float(row["val/acc_best"]) for row in rows[:2]]
+    assert config["overrides"] == "optimizer.lr=0.05" and config["runs"] == "2"
+    assert float(config["val/acc_best mean"]) == pytest.approx(statistics.mean(finished))
+    assert float(config["val/acc_best std"]) == pytest.approx(statistics.stdev(finished))
+
+    # one TensorBoard root for the whole sweep, one run per finished job, named by its overrides
+    runs = sorted(p.name for p in (sweep / "tensorboard").iterdir())
+    assert len(runs) == 2 and all("optimizer.lr=0.05" in run for run in runs)
+    assert all(any((sweep / "tensorboard" / run).glob("events.*")) for run in runs)
+    assert ["seed=1" in runs[0], "seed=2" in runs[1]] == [True, True]
+
+
+def test_an_optuna_search_runs_its_trials_two_at_a_time_and_ranks_them(multirun, tmp_path):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    sweep = multirun(
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=3",
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.n_jobs=2",  # two trials at a time, run side by side by joblib
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "trainer.limit_train_batches=2",  # short of perfect, so the trials differ
+        "logger=none",
+    )
+
+    rows = read_csv(sweep / "summary.csv")
+    records = job_records(sweep)
+    assert len(rows) == 3 and all(row["status"] == "ok" for row in rows)
+    accuracies = [float(row["val/acc_best"]) for row in rows]
+    assert accuracies == sorted(accuracies, reverse=True)
+    assert accuracies == [records[row["job"]]["val/acc_best"] for row in rows]
+    assert all(record["threads"] == max(1, CORES // 2) for record in records.values())
+    assert all("optimizer.lr=" in row["overrides"] for row in rows)
+
+    study = optuna.load_study(study_name="convnets", storage=storage)  # resumable from here
+    assert sorted(t.value for t in study.trials) == sorted(accuracies)
+
+
+def test_submitit_runs_each_job_as_a_process_of_its_own(multirun):
+    sweep = multirun(
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.cpus_per_task=1",
+        "optimizer=sgd,adam",
+        "logger=none",
+    )
+
+    records = job_records(sweep)
+    optimizers = {o for r in records.values() for o in r["overrides"] if o.startswith("optim")}
+    assert optimizers == {"optimizer=sgd", "optimizer=adam"}
+    assert all(r["status"] == "ok" and r["threads"] == 1 for r in records.values())
+    assert len(list((sweep / ".submitit").glob("*/*_result.pkl"))) == 2
+    assert len(read_csv(sweep / "summary.csv")) == 2
+
+
+def test_fail_fast_stops_the_sweep_at_the_first_failed_job(multirun, tmp_path):
+    with pytest.raises(SystemExit, match="fail_fast=true"):
+        multirun("optimizer.lr=-1,0.05", "fail_fast=true")
+    assert [p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()] == ["0"]
+
+
+def test_parallel_jobs_share_the_cores():
+    assert threads_per_job(OmegaConf.create({})) is None  # one job at a time: torch's default
+    assert threads_per_job(OmegaConf.create({"n_jobs": 2})) == max(1, CORES // 2)
+    assert threads_per_job(OmegaConf.create({"n_jobs": -1})) == 1  # joblib: a job per core
+    assert threads_per_job(OmegaConf.create({"cpus_per_task": 3, "n_jobs": None})) == 3
+
+
+def test_each_job_gets_a_tensorboard_run_of_its_own(tmp_path):
+    assert claim_tensorboard_run(tmp_path, "model=a", 0) == "model=a"
+    assert claim_tensorboard_run(tmp_path, "model=a", 3) == "model=a,job=3"
+    assert claim_tensorboard_run(tmp_path, "", 4) == "defaults"
+    long = claim_tensorboard_run(tmp_path, "optimizer.lr=0.00012345678901234," * 20, 5)
+    assert long.endswith(",job=5") and len(long.encode()) < MAX_RUN_NAME + 20
+    assert (tmp_path / long).is_dir()
+
+
+def test_an_error_becomes_one_line():
+    assert first_line(UsageError("optimizer.lr must be > 0\nmore")) == "optimizer.lr must be > 0"
+    assert first_line(ValueError("bad shape\ndetails")) == "ValueError: bad shape"
+    assert first_line(MemoryError()) == "MemoryError"

@@ -1,0 +1,52 @@
+"""A user's own network, defined under tests/ (nothing in src/ or conf/ changed for it), trained,
+evaluated and predicted with from the command line alone, its argument an override."""
+
+import json
+
+from PIL import Image
+
+from src.data.idx import load_split, raw_folder
+from tests.conftest import TINY, run_module
+
+OWN = ["model=custom", "model._target_=tests.own_networks.tiny_net.TinyNet", "+model.width=4"]
+
+
+def test_a_network_of_the_users_own_trains_evaluates_and_predicts(tiny_mnist, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_module(
+        "src.train", f"data.data_dir={tiny_mnist}", *TINY, *OWN, "logger=none",
+        f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "network tests.own_networks.tiny_net.TinyNet" in result.stderr + result.stdout
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "ok" and metrics["epochs"] == 2
+
+    evaluated = run_module(
+        "src.eval", f"ckpt_path={run_dir}", f"data.data_dir={tiny_mnist}",
+        f"hydra.run.dir={tmp_path / 'eval'}",
+    )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert abs(report["test/acc"] - metrics["test/acc"]) < 1e-6
+
+    images, _ = load_split(raw_folder(tiny_mnist, "MNIST"), "test")
+    Image.fromarray(images[0, 0].numpy()).save(tmp_path / "one.png")
+    predicted = run_module(
+        "src.predict", f"ckpt_path={run_dir}", f"inputs={tmp_path / 'one.png'}",
+        "preprocess=false", "json=true",
+    )  # fmt: skip
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    assert json.loads(predicted.stdout)["class"] in [str(i) for i in range(10)]
+
+
+def test_a_missing_argument_of_the_users_network_is_named(tiny_mnist, tmp_path):
+    result = run_module(
+        "src.train", f"data.data_dir={tiny_mnist}", *TINY, *OWN[:2],
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: model.width is missing: tests.own_networks.tiny_net.TinyNet needs it "
+        "(+model.width=... on the command line adds it)"
+    )
