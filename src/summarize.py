@@ -141,9 +141,19 @@ def job_cells(job: dict[str, Any]) -> list[str]:
 
 
 def config_cells(config: dict[str, Any]) -> list[str]:
-    accuracies = [percent(config[f"{m} {s}"]) for m in (OPTIMIZED_METRIC, "test/acc") for s in STATS]
-    sizes = [f"{config[k]:,}" if config[k] is not None else "" for k in ("parameters", "multiply-adds")]
-    return [config["overrides"], str(config["runs"]), *accuracies, f"{config['fit s/epoch']:.1f}", *sizes]
+    accuracies = [
+        percent(config[f"{m} {s}"]) for m in (OPTIMIZED_METRIC, "test/acc") for s in STATS
+    ]
+    sizes = [
+        f"{config[k]:,}" if config[k] is not None else "" for k in ("parameters", "multiply-adds")
+    ]
+    return [
+        config["overrides"],
+        str(config["runs"]),
+        *accuracies,
+        f"{config['fit s/epoch']:.1f}",
+        *sizes,
+    ]
 
 
 def percent(value: float | None) -> str:

@@ -37,7 +37,6 @@ from src.core.distributed import (
 )
 from src.core.errors import UsageError, exit_on_config_error, exit_on_usage_error, show_traceback
 from src.core.resume import resumed_run
-from src.models import count_parameters, multiply_adds
 from src.core.sweeps import (
     OPTIMIZED_METRIC,
     claim_tensorboard_run,
@@ -45,6 +44,7 @@ from src.core.sweeps import (
     fit_folder_name,
     threads_per_job,
 )
+from src.models import count_parameters, multiply_adds
 
 log = logging.getLogger(__name__)
 # Lightning 2.6 calls a torch pytree API that newer torch marks deprecated, once per run: noise.
@@ -89,11 +89,8 @@ def sweep_job(
         cfg.trainer.threads = threads_per_job(run.launcher)
     log_root = Path(run.sweep.dir) / "tensorboard"
     try:
-        validate(cfg)  # before claiming a TensorBoard run: a job with a bad value gets none
-        run_name = run.job.override_dirname
-        if cfg.logger.name == "tensorboard":
-            run_name = claim_tensorboard_run(log_root, run_name, run.job.num)
-        return train(cfg, run_dir, overrides, run_name, log_root)[OPTIMIZED_METRIC]
+        name, job = run.job.override_dirname, run.job.num
+        return train(cfg, run_dir, overrides, name, log_root, claim_for_job=job)[OPTIMIZED_METRIC]
     except Exception as error:
         failure = {"status": "failed", "error": first_line(error)}
         write_metrics(run_dir, failure, overrides, cfg.name)
@@ -113,9 +110,12 @@ def train(
     run_name: str = "",
     log_root: Path | None = None,
     ckpt_path: Path | None = None,
+    claim_for_job: int | None = None,
 ) -> dict[str, Any]:
     """Fit, validating every epoch, then test the best checkpoint; returns the final metrics.
-    TensorBoard writes to <log_root>/<run_name> (default: the run folder's tensorboard/).
+    TensorBoard writes to <log_root>/<run_name> (default: the run folder's tensorboard/); a sweep's
+    job claims its run name under the sweep's log root (`claim_for_job`: its number) once its
+    config has been checked, so a job with a bad value gets none.
     With ckpt_path, fit continues from that checkpoint's exact state."""
     validate(cfg)
     route_lightning_logs_to_hydra()
@@ -126,6 +126,8 @@ def train(
     data, model = build_run(cfg)
     if ckpt_path:  # a clear message now rather than a traceback from inside fit
         require_fitting_weights(model, ckpt_path)
+    if claim_for_job is not None and cfg.logger.name == "tensorboard":
+        run_name = claim_tensorboard_run(log_root, run_name, claim_for_job)
     logger = build_logger(cfg.logger.name, run_dir, run_name or "defaults", log_root)
     trainer = L.Trainer(
         **trainer_settings(cfg.trainer),

@@ -42,7 +42,7 @@ def assert_one_error_line(result, message):
             "lr, betas, eps, weight_decay, amsgrad",
         ),
         ("sed=1", "error: sed is not a setting: the settings at the top level are data, model"),
-        ("data.batch_size=big", "error: data.batch_size='big' is not a int, as src.data.idx"),
+        ("data.batch_size=big", "error: data.batch_size='big' is not of type int, as src.data.idx"),
         ("trainer.max_epochs=big", "error: trainer.max_epochs: Value 'big' of type 'str' could"),
         ("optimizer.lr=-1", "error: optimizer (torch.optim.adam.Adam): Invalid learning rate: -1"),
         ("data.batch_size=0", "error: data (src.data.idx.IDXDataModule): batch_size must be >= 1"),

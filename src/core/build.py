@@ -102,7 +102,7 @@ def check_arguments(
             )
         if key in hints and not conforms(value, hints[key]):
             raise UsageError(
-                f"{group}.{key}={value!r} is not a {type_name(hints[key])}, as "
+                f"{group}.{key}={value!r} is not of type {type_name(hints[key])}, as "
                 f"{qualified(target)} needs"
             )
     required = [

@@ -97,7 +97,7 @@ class Classifier(L.LightningModule):
         return logits
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        """Returns the logits, for callbacks that picture the validation (src/pictures.py)."""
+        """Returns the logits, for callbacks that picture the validation (src/tools/pictures.py)."""
         return self.evaluate(batch, self.val_loss, self.val_acc, "val")
 
     def on_validation_epoch_end(self) -> None:

@@ -96,7 +96,7 @@ class LoggerConfig:
 
 @dataclass
 class PicturesConfig:
-    """Which pictures the TensorBoard logger gets during training (src/pictures.py)."""
+    """Which pictures the TensorBoard logger gets during training (src/tools/pictures.py)."""
 
     graph: bool
     layer_table: bool
