@@ -22,7 +22,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from src.core.errors import UsageError, exit_on_usage_error
-from src.core.sweeps import OPTIMIZED_METRIC
+from src.core.sweeps import OPTIMIZED_METRIC, job_folders
 from src.tools.tables import markdown_table
 
 JOB_COLUMNS = ("job", "overrides", "status", "error", OPTIMIZED_METRIC, "test/acc", "epochs")
@@ -69,10 +69,6 @@ def summarize(sweep: Path) -> str:
     markdown = "\n".join(lines) + "\n"
     (sweep / "summary.md").write_text(markdown)
     return markdown
-
-
-def job_folders(sweep: Path) -> list[Path]:
-    return [config.parents[1] for config in sweep.glob("*/.hydra/hydra.yaml")]
 
 
 def read_job(folder: Path) -> dict[str, Any]:
@@ -141,9 +137,19 @@ def job_cells(job: dict[str, Any]) -> list[str]:
 
 
 def config_cells(config: dict[str, Any]) -> list[str]:
-    accuracies = [percent(config[f"{m} {s}"]) for m in (OPTIMIZED_METRIC, "test/acc") for s in STATS]
-    sizes = [f"{config[k]:,}" if config[k] is not None else "" for k in ("parameters", "multiply-adds")]
-    return [config["overrides"], str(config["runs"]), *accuracies, f"{config['fit s/epoch']:.1f}", *sizes]
+    accuracies = [
+        percent(config[f"{m} {s}"]) for m in (OPTIMIZED_METRIC, "test/acc") for s in STATS
+    ]
+    sizes = [
+        f"{config[k]:,}" if config[k] is not None else "" for k in ("parameters", "multiply-adds")
+    ]
+    return [
+        config["overrides"],
+        str(config["runs"]),
+        *accuracies,
+        f"{config['fit s/epoch']:.1f}",
+        *sizes,
+    ]
 
 
 def percent(value: float | None) -> str:
