@@ -20,8 +20,9 @@ def find_checkpoint(path: str | Path) -> Path:
         path = path / "checkpoints" / "best.ckpt"
     if not path.is_file():
         raise UsageError(
-            f"no checkpoint at {path}: pass a .ckpt file or a run folder that holds "
-            "checkpoints/best.ckpt (see outputs/runs/...)"
+            f"no checkpoint at {path}: pass a .ckpt file, a run folder that holds "
+            "checkpoints/best.ckpt (see outputs/runs/...) or a sweep folder whose jobs do "
+            "(outputs/multiruns/...)"
         )
     return path
 
