@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.core.build import build
-from src.core.checkpoints import data_settings, find_checkpoint, load_classifier
+from src.core.checkpoints import best_checkpoint, data_settings, find_checkpoint, load_classifier
 from src.core.errors import UsageError
 from src.core.sweeps import job_folders
 from src.data.idx import IDXDataModule
@@ -61,37 +61,30 @@ def load_members(
 
 def member_checkpoints(ckpt_path: str | Sequence[str]) -> list[Path]:
     """The checkpoint of every entry: a file as given, a run folder's best, or the best of each
-    job of a sweep folder. A sweep's job without a checkpoint (failed, or not finished) is
-    skipped, with a note on stderr."""
+    job of a sweep folder."""
     entries = [ckpt_path] if isinstance(ckpt_path, str) else list(ckpt_path)
     checkpoints = []
     for entry in map(Path, map(str, entries)):
-        jobs = job_folders(entry) if is_sweep(entry) else []
-        if not jobs:
-            checkpoints.append(find_checkpoint(entry))
-            continue
-        finished = [job for job in jobs if best_checkpoint(job).is_file()]
-        for job in jobs:
-            if job not in finished:
-                print(
-                    f"note: skipping job {job.name} of {entry}: {why_unfinished(job)}",
-                    file=sys.stderr,
-                )
-        if not finished:
-            raise UsageError(
-                f"no job of the sweep {entry} has a checkpoint: every job failed or is unfinished"
-            )
-        checkpoints += [best_checkpoint(job) for job in finished]
+        # A folder without a checkpoint of its own may be a sweep: a folder of jobs.
+        jobs = [] if best_checkpoint(entry).exists() else job_folders(entry)
+        checkpoints += finished_jobs(entry, jobs) if jobs else [find_checkpoint(entry)]
     return checkpoints
 
 
-def is_sweep(folder: Path) -> bool:
-    """A sweep folder holds job folders, not a checkpoint of its own."""
-    return folder.is_dir() and not best_checkpoint(folder).exists()
-
-
-def best_checkpoint(run_folder: Path) -> Path:
-    return run_folder / "checkpoints" / "best.ckpt"
+def finished_jobs(sweep: Path, jobs: list[Path]) -> list[Path]:
+    """The best checkpoint of each job of the sweep that wrote one; a job without one (failed,
+    or not finished) is skipped, with a note on stderr."""
+    finished = [best_checkpoint(job) for job in jobs if best_checkpoint(job).is_file()]
+    for job in jobs:
+        if best_checkpoint(job) not in finished:
+            print(
+                f"note: skipping job {job.name} of {sweep}: {why_unfinished(job)}", file=sys.stderr
+            )
+    if not finished:
+        raise UsageError(
+            f"no job of the sweep {sweep} has a checkpoint: every job failed or is unfinished"
+        )
+    return finished
 
 
 def why_unfinished(job: Path) -> str:
