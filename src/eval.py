@@ -1,11 +1,14 @@
-"""Evaluate a trained checkpoint on its data set's official test set.
+"""Evaluate a trained checkpoint, or an ensemble of them, on its data set's official test set.
 
 python -m src.eval ckpt_path=outputs/runs/<date>/<time>          # a run folder: its best checkpoint
 python -m src.eval ckpt_path=path/to/last.ckpt data.data_dir=../shared/data
+python -m src.eval ckpt_path=outputs/multiruns/<date>/<time>     # a sweep: its jobs as an ensemble
+python -m src.eval ckpt_path='[runA,runB,path/to/x.ckpt]'        # an ensemble of these
 
-The checkpoint alone rebuilds the model and the data settings it was trained with. Prints test
-accuracy (from counts: correct / total), loss and a per-class table; writes metrics.json,
-confusion_matrix.png and misclassified.png into outputs/evals/<date>/<time>/.
+The checkpoint alone rebuilds the model and the data settings it was trained with. An ensemble
+answers by the mean of its members' probabilities (src/core/ensemble.py). Prints test accuracy
+(from counts: correct / total), loss and a per-class table, and each member's test accuracy;
+writes metrics.json, confusion_matrix.png and misclassified.png into outputs/evals/<date>/<time>/.
 """
 
 from __future__ import annotations
@@ -22,12 +25,9 @@ from omegaconf import DictConfig
 from torch import Tensor
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-from src.core.build import build
-from src.core.checkpoints import data_settings, find_checkpoint, load_classifier
-from src.core.classifier import Classifier
 from src.core.config import validate
+from src.core.ensemble import Member, load_members, log_mean_probabilities
 from src.core.errors import exit_on_config_error, exit_on_usage_error
-from src.data.idx import IDXDataModule
 from src.tools.figures import confusion_figure, digits_figure, mistakes_by_loss
 
 
@@ -38,46 +38,67 @@ def main(cfg: DictConfig) -> None:
 
 
 def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """Test the checkpoint, print the report and write its files; returns metrics.json's content."""
+    """Test the checkpoint or the ensemble, print the report and write its files; returns
+    metrics.json's content."""
     validate(cfg, "eval")
-    model = load_classifier(cfg.ckpt_path).eval()
-    data = build("data", {**data_settings(cfg.ckpt_path), **cfg.data}, seed=0)
+    members = load_members(cfg.ckpt_path, cfg.data)
+    data = members[0].data  # the test set of every member: load_members checked they share it
     data.prepare_data()
     data.setup("test")
     images, labels = data.splits["test"]
-    logits = logits_of_test_set(model, data)
-
-    matrix = multiclass_confusion_matrix(logits, labels, len(data.classes))
-    correct, total = int(matrix.trace()), int(matrix.sum())
-    report = {
-        "checkpoint": str(find_checkpoint(cfg.ckpt_path)),
-        "images": total,
-        "correct": correct,
-        "test/acc": correct / total,
-        "test/loss": float(F.cross_entropy(logits, labels)),
-        "per_class": per_class(matrix, data.classes),
-        "confusion_matrix": matrix.tolist(),
-    }
-    mistakes = mistakes_by_loss(logits, labels)
-    report["misclassified"] = len(mistakes)
+    report, log_probabilities = score(members, images, labels, data.classes)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    matrix = torch.tensor(report["confusion_matrix"])
     confusion_figure(matrix, data.classes).savefig(out_dir / "confusion_matrix.png")
-    shown = mistakes[: cfg.misclassified]
-    figure = digits_figure(images[shown], logits[shown].argmax(dim=1), labels[shown], data.classes)
-    figure.savefig(out_dir / "misclassified.png")
+    shown = mistakes_by_loss(log_probabilities, labels)[: cfg.misclassified]
+    predicted = log_probabilities[shown].argmax(dim=1)
+    digits_figure(images[shown], predicted, labels[shown], data.classes).savefig(
+        out_dir / "misclassified.png"
+    )
     print(format_report(report))
     print(f"wrote metrics.json, confusion_matrix.png and misclassified.png in {out_dir}")
     return report
 
 
-def logits_of_test_set(model: Classifier, data: IDXDataModule) -> Tensor:
-    """The model's logits for every test image, in the test set's order; images are normalised
-    by the data module, as in training."""
-    with torch.inference_mode():
-        batches = (data.on_after_batch_transfer(batch, 0) for batch in data.test_dataloader())
-        return torch.cat([model(images) for images, _ in batches])
+def score(
+    members: list[Member], images: Tensor, labels: Tensor, classes: list[str]
+) -> tuple[dict[str, Any], Tensor]:
+    """metrics.json's content for the test set (accuracies from counts: correct / total), and the
+    log of the ensemble's probabilities for each test image."""
+    logits = [member.logits(images) for member in members]
+    log_probabilities = log_mean_probabilities(logits)
+    matrix = multiclass_confusion_matrix(log_probabilities.argmax(dim=1), labels, len(classes))
+    correct, total = int(matrix.trace()), int(matrix.sum())
+    report = {
+        **who_answered(members, logits, labels),
+        "images": total,
+        "correct": correct,
+        "test/acc": correct / total,
+        "test/loss": float(F.nll_loss(log_probabilities, labels)),
+        "per_class": per_class(matrix, classes),
+        "confusion_matrix": matrix.tolist(),
+        "misclassified": total - correct,
+    }
+    return report, log_probabilities
+
+
+def who_answered(members: list[Member], logits: list[Tensor], labels: Tensor) -> dict[str, Any]:
+    """The checkpoint, or each member of an ensemble with its own test accuracy (from counts)."""
+    if len(members) == 1:
+        return {"checkpoint": str(members[0].checkpoint)}
+    accuracies = []
+    for member, answers in zip(members, logits, strict=True):
+        correct = int((answers.argmax(dim=1) == labels).sum())
+        accuracies.append(
+            {
+                "checkpoint": str(member.checkpoint),
+                "correct": correct,
+                "test/acc": correct / len(labels),
+            }
+        )
+    return {"members": accuracies}
 
 
 def per_class(matrix: Tensor, classes: list[str]) -> dict[str, dict[str, float]]:
@@ -96,9 +117,7 @@ def per_class(matrix: Tensor, classes: list[str]) -> dict[str, dict[str, float]]
 def format_report(report: dict[str, Any]) -> str:
     width = max(5, *map(len, report["per_class"]))
     lines = [
-        f"test acc {report['test/acc']:.2%} | test loss {report['test/loss']:.4f} | "
-        f"{report['correct']:,} of {report['images']:,} test images right | "
-        f"{report['checkpoint']}",
+        *answered_by(report),
         "",
         f"{'class':>{width}}  precision   recall  support",
     ]
@@ -108,6 +127,22 @@ def format_report(report: dict[str, Any]) -> str:
             f"{scores['support']:>7,}"
         )
     return "\n".join(lines) + "\n"
+
+
+def answered_by(report: dict[str, Any]) -> list[str]:
+    """The test accuracy and who gave it: the checkpoint, or the ensemble and each member."""
+    scores = (
+        f"test acc {report['test/acc']:.2%} | test loss {report['test/loss']:.4f} | "
+        f"{report['correct']:,} of {report['images']:,} test images right"
+    )
+    if "checkpoint" in report:
+        return [f"{scores} | {report['checkpoint']}"]
+    members = report["members"]
+    return [f"{scores} | the mean of {len(members)} members:"] + [
+        f"  member test acc {member['test/acc']:.2%} | {member['correct']:,} right | "
+        f"{member['checkpoint']}"
+        for member in members
+    ]
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
-"""Predict the digit in each of the user's own images with a trained checkpoint.
+"""Predict the digit in each of the user's own images with a trained checkpoint or an ensemble.
 
 python -m src.predict ckpt_path=outputs/runs/<date>/<time> inputs=my_digits/
 python -m src.predict ckpt_path=<...> inputs='[seven.jpg,scans/*.png]' json=true
 python -m src.predict ckpt_path=<...> inputs=mnist_like/ preprocess=false
+python -m src.predict ckpt_path=outputs/multiruns/<date>/<time> inputs=my_digits/  # an ensemble
 
 Prints per image its path, the predicted digit with its probability and the runner-up with its
-probability. A file that cannot be read as a digit gets `error: <file>: <why>` on stderr, the
+probability (an ensemble's: the mean of its members' probabilities; json=true also says how many
+members). A file that cannot be read as a digit gets `error: <file>: <why>` on stderr, the
 others are still predicted, and the exit status is 2.
 """
 
@@ -23,11 +25,9 @@ from omegaconf import DictConfig, ListConfig
 from PIL import UnidentifiedImageError
 from torch import Tensor
 
-from src.core.build import build
-from src.core.checkpoints import data_settings, load_classifier
 from src.core.config import validate
+from src.core.ensemble import Member, load_members, log_mean_probabilities
 from src.core.errors import EXIT_USAGE, exit_on_config_error, exit_on_usage_error
-from src.data.idx import IDXDataModule
 from src.data.images import NotADigit, as_is, read_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
@@ -43,22 +43,22 @@ def main(cfg: DictConfig) -> None:
 def predict(cfg: DictConfig) -> bool:
     """Print a prediction for every readable input; returns whether all of them were."""
     validate(cfg, "predict")
-    model = load_classifier(cfg.ckpt_path).eval()
-    # Prepared and normalised as the checkpoint's data module prepared its training images.
-    data = build("data", data_settings(cfg.ckpt_path), seed=0)
+    members = load_members(cfg.ckpt_path)
     paths = image_paths(cfg.inputs)
-    digits: dict[str, Tensor] = {}
+    examples: dict[str, list[Tensor]] = {}  # per image: as each member's data set makes images
     for path in paths:
         try:
-            digits[path] = read_example(path, cfg.preprocess, data)
+            examples[path] = read_examples(path, cfg.preprocess, members)
         except (OSError, SyntaxError, ValueError) as error:
             print(f"error: {path}: {reason(error)}", file=sys.stderr)
-    if digits:
-        with torch.inference_mode():
-            probabilities = model(data.normalize(torch.stack(list(digits.values())))).softmax(1)
-        for path, chances in zip(digits, probabilities, strict=True):
-            print(format_prediction(path, chances, data.classes, cfg.json))
-    return len(digits) == len(paths)
+    if examples:
+        per_member = [torch.stack(images) for images in zip(*examples.values(), strict=True)]
+        logits = [member.logits(images) for member, images in zip(members, per_member, strict=True)]
+        probabilities = log_mean_probabilities(logits).exp()
+        classes = members[0].data.classes
+        for path, chances in zip(examples, probabilities, strict=True):
+            print(format_prediction(path, chances, classes, cfg.json, len(members)))
+    return len(examples) == len(paths)
 
 
 def image_paths(inputs: str | ListConfig) -> list[str]:
@@ -77,14 +77,15 @@ def image_paths(inputs: str | ListConfig) -> list[str]:
     return paths
 
 
-def read_example(path: str, preprocess: bool, data: IDXDataModule) -> Tensor:
-    """The image at `path` as a uint8 (1, 28, 28) image like the data set's own."""
+def read_examples(path: str, preprocess: bool, members: list[Member]) -> list[Tensor]:
+    """The image at `path` as a uint8 (1, 28, 28) image like the data set's own, made as each
+    member's run made them (members may have been trained with other preprocessing settings)."""
     if Path(path).is_dir():
         raise NotADigit(f"a folder without images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     if not Path(path).exists():
         raise NotADigit("no such file, folder or glob match")
     image = read_image(path)
-    return data.like_examples(image) if preprocess else as_is(image)
+    return [member.data.like_examples(image) if preprocess else as_is(image) for member in members]
 
 
 def reason(error: Exception) -> str:
@@ -94,7 +95,9 @@ def reason(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def format_prediction(path: str, probabilities: Tensor, classes: list[str], as_json: bool) -> str:
+def format_prediction(
+    path: str, probabilities: Tensor, classes: list[str], as_json: bool, members: int = 1
+) -> str:
     (chance, runner_up_chance), (best, runner_up) = probabilities.topk(2)
     prediction: dict[str, Any] = {
         "path": path,
@@ -103,6 +106,8 @@ def format_prediction(path: str, probabilities: Tensor, classes: list[str], as_j
         "runner_up": classes[runner_up],
         "runner_up_probability": round(float(runner_up_chance), 4),
     }
+    if members > 1:  # the mean of an ensemble's probabilities
+        prediction["members"] = members
     if as_json:
         return json.dumps(prediction)
     return (

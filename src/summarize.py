@@ -22,7 +22,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from src.core.errors import UsageError, exit_on_usage_error
-from src.core.sweeps import OPTIMIZED_METRIC
+from src.core.sweeps import OPTIMIZED_METRIC, job_folders
 from src.tools.tables import markdown_table
 
 JOB_COLUMNS = ("job", "overrides", "status", "error", OPTIMIZED_METRIC, "test/acc", "epochs")
@@ -69,10 +69,6 @@ def summarize(sweep: Path) -> str:
     markdown = "\n".join(lines) + "\n"
     (sweep / "summary.md").write_text(markdown)
     return markdown
-
-
-def job_folders(sweep: Path) -> list[Path]:
-    return [config.parents[1] for config in sweep.glob("*/.hydra/hydra.yaml")]
 
 
 def read_job(folder: Path) -> dict[str, Any]:

@@ -17,13 +17,19 @@ def find_checkpoint(path: str | Path) -> Path:
     """A checkpoint file as given, or a run folder's best checkpoint."""
     path = Path(path)
     if path.is_dir():
-        path = path / "checkpoints" / "best.ckpt"
+        path = best_checkpoint(path)
     if not path.is_file():
         raise UsageError(
-            f"no checkpoint at {path}: pass a .ckpt file or a run folder that holds "
-            "checkpoints/best.ckpt (see outputs/runs/...)"
+            f"no checkpoint at {path}: pass a .ckpt file, a run folder that holds "
+            "checkpoints/best.ckpt (see outputs/runs/...) or a sweep folder whose jobs do "
+            "(outputs/multiruns/...)"
         )
     return path
+
+
+def best_checkpoint(run_folder: Path) -> Path:
+    """Where a run keeps the checkpoint of its best validation accuracy."""
+    return run_folder / "checkpoints" / "best.ckpt"
 
 
 def load_classifier(path: str | Path, map_location: str = "cpu") -> Classifier:

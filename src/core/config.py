@@ -135,11 +135,18 @@ class TrainConfig:
     resume: str | None
 
 
-def require_checkpoint(ckpt_path: str, command: str) -> None:
+def require_checkpoint(ckpt_path: Any, command: str) -> None:
+    """One checkpoint, run folder or sweep folder, or a list of them (an ensemble)."""
+    entries = ckpt_path if isinstance(ckpt_path, list) else [ckpt_path]
     require(
-        ckpt_path != "",
+        bool(entries) and all(entry not in ("", None) for entry in entries),
         f"ckpt_path is missing: python -m {command} ckpt_path=outputs/runs/<date>/<time> "
-        "(a run folder, for its best checkpoint, or a .ckpt file)",
+        "(a run folder, for its best checkpoint, or a .ckpt file; a sweep folder or a list "
+        "'[runA,runB]' for an ensemble)",
+    )
+    require(
+        all(isinstance(entry, (str, int)) for entry in entries),
+        f"ckpt_path={ckpt_path} is not a path or a list of paths, e.g. ckpt_path='[runA,runB]'",
     )
 
 
@@ -154,7 +161,7 @@ class EvalDataConfig:
 
 @dataclass
 class EvalConfig:
-    ckpt_path: str
+    ckpt_path: Any  # one path, or a list of them (require_checkpoint)
     data: EvalDataConfig
     misclassified: int
 
@@ -165,7 +172,7 @@ class EvalConfig:
 
 @dataclass
 class PredictConfig:
-    ckpt_path: str
+    ckpt_path: Any  # one path, or a list of them (require_checkpoint)
     inputs: Any
     preprocess: bool
     json: bool

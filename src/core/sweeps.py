@@ -62,6 +62,12 @@ def tensorboard_run_name(overrides_name: str, job_num: int) -> str:
     return fit_folder_name(overrides_name or "defaults", f"...,job={job_num}")
 
 
+def job_folders(sweep: Path) -> list[Path]:
+    """The folders of a sweep's jobs (each holds Hydra's .hydra/), in job order: 2 before 10."""
+    folders = [config.parents[1] for config in sweep.glob("*/.hydra/hydra.yaml")]
+    return sorted(folders, key=lambda folder: (len(folder.name), folder.name))
+
+
 def first_line(error: BaseException) -> str:
     """The error as one line for a summary table: a usage error's message, or the exception's
     type and the first line of its message."""
