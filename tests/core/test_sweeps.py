@@ -3,21 +3,16 @@ still start their own worker processes, as they would for a user."""
 
 import csv
 import json
-import logging
 import os
 import statistics
-import sys
 
 import optuna
 import pytest
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from src.core.config import CONF_DIR
 from src.core.errors import UsageError
 from src.core.sweeps import MAX_RUN_NAME, claim_tensorboard_run, first_line, threads_per_job
-from src.train import main
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, train_here
 
 CORES = len(os.sched_getaffinity(0))
 FAST = ["trainer.max_epochs=1", "model=convnet_single"]
@@ -31,16 +26,14 @@ def multirun(tiny_mnist, tmp_path, monkeypatch):
 
     def run(*overrides: str):
         sweep = tmp_path / "sweep"
-        argv = [f"data.data_dir={tiny_mnist}", *TINY, *FAST, *overrides]
-        hydra_args = ["-m", f"--config-path={CONF_DIR}", f"hydra.sweep.dir={sweep}"]
-        monkeypatch.setattr(sys, "argv", ["train.py", *hydra_args, *argv])
-        root = logging.getLogger()
-        handlers, level = root.handlers[:], root.level
-        try:
-            main()
-        finally:  # Hydra configured logging and its global state for this sweep only
-            GlobalHydra.instance().clear()
-            root.handlers, root.level = handlers, level
+        train_here(
+            "-m",
+            f"hydra.sweep.dir={sweep}",
+            f"data.data_dir={tiny_mnist}",
+            *TINY,
+            *FAST,
+            *overrides,
+        )
         return sweep
 
     return run
