@@ -1,11 +1,15 @@
-"""The summary of a sweep: one row per job, best first by the metric the sweep optimises.
+"""Summary tables of training runs: one row per run, best first by the metric a sweep optimises,
+with the overrides that tell the runs apart (those they all share are said once).
 
-python -m src.summarize outputs/multiruns/<date>/<time>    # one sweep
-python -m src.summarize outputs/                           # every sweep below a folder
+python -m src.summarize outputs/multiruns/<date>/<time>    # one sweep: a row per job
+python -m src.summarize outputs/                           # every run below a folder
+python -m src.summarize outputs/runs                       # the single runs only
 
-Each sweep's root gets summary.csv and summary.md, plus summary_by_config.csv when a configuration
-ran more than once (seeds): its mean and standard deviation. Hydra writes and prints the summary
-when every multirun ends, through SummarizeSweep (conf/train.yaml: hydra.callbacks).
+The summary lies in the folder given: summary.csv and summary.md, plus summary_by_config.csv when a
+configuration ran more than once (seeds): its mean and standard deviation. A folder that is not a
+sweep gets the table of every training run below it, single runs and sweep jobs alike, and the
+summaries of the sweeps below it are rebuilt too. Hydra writes and prints a sweep's summary when
+every multirun ends, through SummarizeSweep (conf/train.yaml: hydra.callbacks).
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,62 +32,109 @@ from src.core.errors import UsageError, exit_on_usage_error
 from src.core.sweeps import OPTIMIZED_METRIC, job_folders
 from src.tools.tables import markdown_table
 
-JOB_COLUMNS = ("job", "overrides", "status", "error", OPTIMIZED_METRIC, "test/acc", "epochs")
-JOB_COLUMNS += ("fit_seconds", "parameters", "multiply_adds", "run_dir")
+RUN_COLUMNS = ("overrides", "status", "error", OPTIMIZED_METRIC, "test/acc", "epochs")
+RUN_COLUMNS += ("fit_seconds", "parameters", "multiply_adds", "run_dir")
+JOB_COLUMNS = ("job", *RUN_COLUMNS)
+RESULT_HEADER = ["overrides", "status", OPTIMIZED_METRIC, "test/acc", "epochs", "fit s"]
 STATS = ("mean", "std")
-NOT_FINISHED = "no metrics.json: the job was killed, or is still running"
+NOT_FINISHED = "no metrics.json: stopped before its end (killed, interrupted), or still running"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a summary shows of each run: the CSV's columns, the Markdown table's header and
+    cells, and what the rows are."""
+
+    csv_columns: tuple[str, ...]
+    header: tuple[str, ...]
+    cells: Callable[[dict[str, Any]], list[str]]
+    noun: str
+
+
+JOBS = Layout(  # a sweep's: the job number first, the folder last
+    JOB_COLUMNS,
+    ("job", *RESULT_HEADER, "run"),
+    lambda job: [job["job"], *result_cells(job), job["run_dir"]],
+    "jobs",
+)
+RUNS = Layout(  # any folder's: the run folder first, as the command line names it
+    RUN_COLUMNS, ("run", *RESULT_HEADER), lambda run: [run["run_dir"], *result_cells(run)], "runs"
+)
 
 
 class SummarizeSweep(Callback):
     """Writes the summary at the sweep's root and prints it when a multirun ends."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        print(summarize(Path(config.hydra.sweep.dir)))
+        sweep = Path(config.hydra.sweep.dir)
+        print(summarize(sweep) + written(sweep))
 
 
 def summarize(sweep: Path) -> str:
-    """Write summary.csv, summary.md (and summary_by_config.csv) in the sweep folder; returns
-    the Markdown."""
-    jobs = sorted((read_job(folder) for folder in job_folders(sweep)), key=rank)
-    shared = set.intersection(*(set(job["overrides"]) for job in jobs)) if jobs else set()
-    for job in jobs:
-        job["overrides"] = [o for o in job["overrides"] if o not in shared]
-    configs = by_config(jobs)
+    """Write the summary of a sweep's jobs in the sweep folder; returns the Markdown."""
+    jobs = [read_run(folder) | {"job": folder.name} for folder in job_folders(sweep)]
+    tensorboard = f"TensorBoard: `tensorboard --logdir {sweep / 'tensorboard'}`"
+    return write_summary(sweep, jobs, JOBS, f"Sweep {sweep}", tensorboard)
 
-    write_csv(sweep / "summary.csv", JOB_COLUMNS, jobs)
+
+def summarize_runs(folder: Path, runs: list[Path]) -> str:
+    """Write the summary of these runs (single runs and sweep jobs) in folder; returns the
+    Markdown."""
+    tensorboard = f"TensorBoard: `tensorboard --logdir {folder}`"
+    return write_summary(
+        folder, [read_run(run) for run in runs], RUNS, f"Runs in {folder}", tensorboard
+    )
+
+
+def write_summary(
+    folder: Path, runs: list[dict[str, Any]], layout: Layout, title: str, tensorboard: str
+) -> str:
+    """summary.csv, summary.md (and summary_by_config.csv) of the runs, best first, each with the
+    overrides that the runs do not all share; returns the Markdown."""
+    runs = sorted(runs, key=rank)
+    shared = set.intersection(*(set(run["overrides"]) for run in runs)) if runs else set()
+    for run in runs:
+        run["overrides"] = [o for o in run["overrides"] if o not in shared]
+    configs = by_config(runs)
+
+    write_csv(folder / "summary.csv", layout.csv_columns, runs)
     if configs:
-        write_csv(sweep / "summary_by_config.csv", list(configs[0]), configs)
-    failed = sum(job["status"] != "ok" for job in jobs)
+        write_csv(folder / "summary_by_config.csv", list(configs[0]), configs)
+    failed = sum(run["status"] != "ok" for run in runs)
     lines = [
-        f"# Sweep {sweep}",
+        f"# {title}",
         "",
-        f"{len(jobs)} jobs, {failed} failed, best first by {OPTIMIZED_METRIC}. "
-        f"Shared overrides: {' '.join(sorted(shared)) or 'none'}. "
-        f"TensorBoard: `tensorboard --logdir {sweep / 'tensorboard'}`",
+        f"{len(runs)} {layout.noun}, {failed} failed, best first by {OPTIMIZED_METRIC}. "
+        f"Shared overrides: {' '.join(sorted(shared)) or 'none'}. {tensorboard}",
         "",
-        markdown_table(
-            ["job", "overrides", "status", OPTIMIZED_METRIC, "test/acc", "epochs", "fit s", "run"],
-            [job_cells(job) for job in jobs],
-        ),
+        markdown_table(list(layout.header), [layout.cells(run) for run in runs]),
     ]
     if configs:
         lines += ["", "## Per configuration, over its seeds (mean ± std)", ""]
         lines.append(markdown_table(list(configs[0]), [config_cells(config) for config in configs]))
     markdown = "\n".join(lines) + "\n"
-    (sweep / "summary.md").write_text(markdown)
+    (folder / "summary.md").write_text(markdown)
     return markdown
 
 
-def read_job(folder: Path) -> dict[str, Any]:
-    overrides = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) or []
+def written(folder: Path) -> str:
+    """The line that says where the summary files are."""
+    files = ("summary.md", "summary.csv", "summary_by_config.csv")
+    return f"\nWritten in {folder}: {', '.join(f for f in files if (folder / f).is_file())}\n"
+
+
+def read_run(folder: Path) -> dict[str, Any]:
+    """A run's (or a job's) overrides and its metrics.json, or why it has none."""
+    given = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) or []
+    # A key given twice counts once, with the last value, as in Hydra (a sweep's jobs list it so)
+    overrides = list({override.partition("=")[0]: override for override in given}.values())
     metrics_file = folder / "metrics.json"
     if metrics_file.is_file():
         record = json.loads(metrics_file.read_text())
     else:
         record = {"status": "failed", "error": NOT_FINISHED}
-    job = {key: record.get(key) for key in JOB_COLUMNS}
-    return job | {
-        "job": folder.name,
+    run = {key: record.get(key) for key in RUN_COLUMNS}
+    return run | {
         "overrides": overrides,
         "status": record.get("status", "ok"),
         "error": record.get("error", ""),
@@ -88,52 +142,49 @@ def read_job(folder: Path) -> dict[str, Any]:
     }
 
 
-def rank(job: dict[str, Any]) -> tuple:
-    """Finished jobs best first (the metric, then the test accuracy), then failed ones in job
-    order."""
-    if job["status"] == "ok":
-        return (0, -job[OPTIMIZED_METRIC], -job["test/acc"])
-    return (1, len(job["job"]), job["job"])  # job numbers in numeric order: 2 before 10
+def rank(run: dict[str, Any]) -> tuple:
+    """Finished runs best first (the metric, then the test accuracy), then failed ones in the
+    order of their folders."""
+    if run["status"] == "ok":
+        return (0, -run[OPTIMIZED_METRIC], -run["test/acc"])
+    return (1, natural_order(run["run_dir"]))
 
 
-def by_config(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def natural_order(text: str) -> tuple:
+    """Numbers in text compare as numbers: job 2 before job 10."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
+
+
+def by_config(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and standard deviation per configuration (the overrides minus the seed) when one ran
     more than once; empty otherwise."""
     groups: dict[str, list[dict[str, Any]]] = {}
-    for job in jobs:
-        if job["status"] == "ok":
-            config = " ".join(o for o in job["overrides"] if not o.startswith("seed=")) or "all"
-            groups.setdefault(config, []).append(job)
-    if all(len(runs) < 2 for runs in groups.values()):
+    for run in runs:
+        if run["status"] == "ok":
+            config = " ".join(o for o in run["overrides"] if not o.startswith("seed=")) or "all"
+            groups.setdefault(config, []).append(run)
+    if all(len(group) < 2 for group in groups.values()):
         return []
     rows = []
-    for config, runs in groups.items():
-        row: dict[str, Any] = {"overrides": config, "runs": len(runs)}
+    for config, group in groups.items():
+        row: dict[str, Any] = {"overrides": config, "runs": len(group)}
         for metric in (OPTIMIZED_METRIC, "test/acc"):
-            values = [run[metric] for run in runs]
+            values = [run[metric] for run in group]
             row[f"{metric} mean"] = statistics.mean(values)
             row[f"{metric} std"] = statistics.stdev(values) if len(values) > 1 else None
-        row["fit s/epoch"] = statistics.mean(run["fit_seconds"] / run["epochs"] for run in runs)
-        row["parameters"] = runs[0]["parameters"]
-        row["multiply-adds"] = runs[0]["multiply_adds"]
+        row["fit s/epoch"] = statistics.mean(run["fit_seconds"] / run["epochs"] for run in group)
+        row["parameters"] = group[0]["parameters"]
+        row["multiply-adds"] = group[0]["multiply_adds"]
         rows.append(row)
     return sorted(rows, key=lambda row: -row[f"{OPTIMIZED_METRIC} mean"])
 
 
-def job_cells(job: dict[str, Any]) -> list[str]:
-    status = "ok" if job["status"] == "ok" else f"failed: {job['error']}"
-    fit = "" if job["fit_seconds"] is None else f"{job['fit_seconds']:.1f}"
-    accuracies = [percent(job[OPTIMIZED_METRIC]), percent(job["test/acc"])]
-    epochs = "" if job["epochs"] is None else str(job["epochs"])
-    return [
-        job["job"],
-        " ".join(job["overrides"]),
-        status,
-        *accuracies,
-        epochs,
-        fit,
-        job["run_dir"],
-    ]
+def result_cells(run: dict[str, Any]) -> list[str]:
+    status = "ok" if run["status"] == "ok" else f"failed: {run['error']}"
+    fit = "" if run["fit_seconds"] is None else f"{run['fit_seconds']:.1f}"
+    epochs = "" if run["epochs"] is None else str(run["epochs"])
+    accuracies = [percent(run[OPTIMIZED_METRIC]), percent(run["test/acc"])]
+    return [" ".join(run["overrides"]), status, *accuracies, epochs, fit]
 
 
 def config_cells(config: dict[str, Any]) -> list[str]:
@@ -158,34 +209,47 @@ def percent(value: float | None) -> str:
 
 def write_csv(path: Path, columns: list[str] | tuple[str, ...], rows: list[dict]) -> None:
     with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=columns)
+        writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: " ".join(v) if isinstance(v, list) else v for k, v in row.items()})
 
 
-def find_sweeps(path: Path) -> list[Path]:
-    """The sweep folders at or below path: those holding the jobs of a Hydra multirun."""
+def training_runs(path: Path) -> dict[Path, str]:
+    """The folders of the training runs at or below path (src.train's, not src.eval's), each
+    with Hydra's mode: RUN for a single run, MULTIRUN for a job of a sweep."""
     if not path.is_dir():
-        raise UsageError(f"{path} is not a folder: give a sweep folder or outputs/")
-    sweeps = set()
+        raise UsageError(f"{path} is not a folder: give a run or sweep folder, or outputs/")
+    runs = {}
     for config in path.glob("**/.hydra/hydra.yaml"):
-        if yaml.safe_load(config.read_text())["hydra"]["mode"] == "MULTIRUN":
-            sweeps.add(config.parents[2])
-    if not sweeps:
+        hydra = yaml.safe_load(config.read_text())["hydra"]
+        if hydra.get("job", {}).get("config_name") == "train":
+            runs[config.parents[1]] = hydra["mode"]
+    if not runs:
         raise UsageError(
-            f"no sweep in {path}: a sweep folder (outputs/multiruns/<date>/<time>) holds one "
-            "folder per job, made by `python -m src.train -m ...`"
+            f"no run in {path}: a run folder (outputs/runs/<date>/<time>, or a job of a sweep "
+            "in outputs/multiruns/<date>/<time>) holds .hydra/ and metrics.json, made by "
+            "`python -m src.train`"
         )
-    return sorted(sweeps)
+    return runs
 
 
 @exit_on_usage_error
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", type=Path, help="a sweep folder, or a folder of sweeps (outputs/)")
-    for sweep in find_sweeps(parser.parse_args(argv).path):
-        print(summarize(sweep))
+    parser.add_argument("path", type=Path, help="a sweep folder, or any folder of runs (outputs/)")
+    path = parser.parse_args(argv).path
+    runs = training_runs(path)
+    sweeps = {run.parent for run, mode in runs.items() if mode == "MULTIRUN"}
+    if sweeps == {path}:
+        print(summarize(path) + written(path))
+        return
+    inside = sorted(sweep for sweep in sweeps if sweep.is_relative_to(path))
+    for sweep in inside:
+        summarize(sweep)
+    print(summarize_runs(path, sorted(runs)) + written(path))
+    if inside:
+        print(f"Rebuilt the summary of each sweep in its folder: {', '.join(map(str, inside))}")
 
 
 if __name__ == "__main__":

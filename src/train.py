@@ -8,7 +8,6 @@ python -m src.train resume=outputs/runs/<date>/<time>    # continue a stopped ru
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -43,6 +42,7 @@ from src.core.sweeps import (
     first_line,
     fit_folder_name,
     threads_per_job,
+    write_metrics,
 )
 from src.models import count_parameters, multiply_adds
 
@@ -211,17 +211,6 @@ def build_logger(
     if name == "csv":
         return CSVLogger(run_dir, name="csv", version="")
     return None
-
-
-def write_metrics(run_dir: Path, metrics: dict, overrides: list[str], name: str | None) -> None:
-    record = {
-        "status": "ok",
-        **metrics,
-        "name": name,
-        "overrides": overrides,
-        "run_dir": str(run_dir),
-    }
-    (run_dir / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
 def log_hparams(logger: TensorBoardLogger, cfg: DictConfig, metrics: dict[str, float]) -> None:

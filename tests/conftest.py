@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import torch
 from omegaconf import DictConfig
 
 from src.core.build import build
-from src.core.config import compose_config
+from src.core.config import CONF_DIR, compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
@@ -100,6 +101,23 @@ def run_module(module: str, *args: str, cwd: Path = ROOT, env: dict | None = Non
         text=True,
         timeout=timeout,
     )
+
+
+def train_here(*args: str) -> None:
+    """`python -m src.train <args>` in this process (a subprocess would cost its imports again);
+    a sweep's launcher may still start processes of its own, as it would for a user."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from src.train import main
+
+    root = logging.getLogger()
+    handlers, level, argv = root.handlers[:], root.level, sys.argv
+    sys.argv = ["train.py", f"--config-path={CONF_DIR}", *args]
+    try:
+        main()
+    finally:  # Hydra configured logging and its global state for this command only
+        GlobalHydra.instance().clear()
+        root.handlers, root.level, sys.argv = handlers, level, argv
 
 
 @pytest.fixture(scope="session")

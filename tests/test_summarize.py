@@ -1,19 +1,22 @@
 import csv
 import json
 import statistics
+from pathlib import Path
 
 import pytest
 import yaml
 
 from src.summarize import NOT_FINISHED, main, summarize
+from tests.conftest import TINY, train_here
 
 
-def make_job(sweep, job, overrides, metrics=None, mode="MULTIRUN"):
+def make_job(sweep, job, overrides, metrics=None, mode="MULTIRUN", command="train"):
     """A job folder as Hydra and src.train leave it: .hydra/ and, once finished, metrics.json."""
     folder = sweep / str(job)
     (folder / ".hydra").mkdir(parents=True)
     (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    (folder / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"mode": mode}}))
+    hydra = {"mode": mode, "job": {"config_name": command}}
+    (folder / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": hydra}))
     if metrics is not None:
         (folder / "metrics.json").write_text(json.dumps(metrics))
     return folder
@@ -82,21 +85,89 @@ def test_the_command_summarizes_every_sweep_below_a_folder(tmp_path, capsys):
     first, second = outputs / "multiruns" / "d" / "t1", outputs / "multiruns" / "d" / "t2"
     make_job(first, 0, ["model=a"], finished(0.9))
     make_job(second, 0, ["model=b"], finished(0.8))
-    single_run = make_job(outputs / "runs" / "d", "t", [], finished(0.7), mode="RUN")
+    make_job(outputs / "runs" / "d", "t", [], finished(0.7), mode="RUN")
+    make_job(outputs / "evals" / "d", "t", [], {"test/acc": 0.99}, mode="RUN", command="eval")
 
     main([str(outputs)])
 
     assert (first / "summary.md").is_file() and (second / "summary.md").is_file()
-    assert not (single_run.parent / "summary.md").exists()
+    rows = read_csv(outputs / "summary.csv")  # the training runs, not the evaluation
+    assert [row["run_dir"] for row in rows] == [
+        str(first / "0"),
+        str(second / "0"),
+        str(outputs / "runs" / "d" / "t"),
+    ]
     printed = capsys.readouterr().out
-    assert f"# Sweep {first}" in printed and f"# Sweep {second}" in printed
+    assert f"# Runs in {outputs}" in printed and "3 runs, 0 failed" in printed
+    assert f"Written in {outputs}: summary.md, summary.csv" in printed
+    assert f"Rebuilt the summary of each sweep in its folder: {first}, {second}" in printed
+
+    main([str(first)])  # a sweep folder: its own summary
+
+    printed = capsys.readouterr().out
+    assert f"# Sweep {first}" in printed and f"Written in {first}: summary.md" in printed
 
 
-def test_the_command_names_the_problem_when_there_is_no_sweep(tmp_path, capsys):
+def test_the_command_names_the_problem_when_there_is_no_run(tmp_path, capsys):
+    make_job(tmp_path / "evals", "t", [], {"test/acc": 0.99}, mode="RUN", command="eval")
     with pytest.raises(SystemExit) as exit_info:
         main([str(tmp_path)])
     assert exit_info.value.code == 2
-    assert "no sweep in" in capsys.readouterr().err
+    assert "no run in" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([str(tmp_path / "missing")])
     assert "is not a folder" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def outputs(tiny_mnist, tmp_path_factory):
+    """An outputs/ folder as a user leaves it: two single runs, one after the other, then a
+    sweep over two seeds of the first one's configuration."""
+    outputs = tmp_path_factory.mktemp("project") / "outputs"
+    common = [f"data.data_dir={tiny_mnist}", *TINY, "trainer.max_epochs=1", "logger=none"]
+    common += ["model=convnet_single", "trainer.limit_train_batches=3"]  # short of perfect
+    train_here(*common, f"hydra.run.dir={outputs / 'runs' / 'd' / 't1'}")
+    train_here(*common, "optimizer=sgd", f"hydra.run.dir={outputs / 'runs' / 'd' / 't2'}")
+    train_here("-m", *common, "seed=1,2", f"hydra.sweep.dir={outputs / 'multiruns' / 'd' / 't'}")
+    return outputs
+
+
+def test_a_folder_of_single_runs_and_a_sweep_gets_one_table_of_every_run(outputs, capsys):
+    main([str(outputs)])
+
+    records = {
+        str(path.parent): json.loads(path.read_text()) for path in outputs.glob("**/metrics.json")
+    }
+    rows = read_csv(outputs / "summary.csv")
+    assert sorted(row["run_dir"] for row in rows) == sorted(records)  # one row each, all four
+    accuracies = [float(row["val/acc_best"]) for row in rows]
+    assert accuracies == sorted(accuracies, reverse=True)  # best first
+    assert accuracies == [records[row["run_dir"]]["val/acc_best"] for row in rows]
+    overrides = {Path(row["run_dir"]).name: row["overrides"] for row in rows}
+    assert overrides == {"t1": "", "t2": "optimizer=sgd", "0": "seed=1", "1": "seed=2"}
+
+    # The first run's configuration ran with three seeds: 42 (its default), then 1 and 2.
+    configs = {
+        config["overrides"]: config for config in read_csv(outputs / "summary_by_config.csv")
+    }
+    assert {name: c["runs"] for name, c in configs.items()} == {"all": "3", "optimizer=sgd": "1"}
+    seeds = [r["val/acc_best"] for r in records.values() if "optimizer=sgd" not in r["overrides"]]
+    assert float(configs["all"]["val/acc_best mean"]) == pytest.approx(statistics.mean(seeds))
+    assert float(configs["all"]["val/acc_best std"]) == pytest.approx(statistics.stdev(seeds))
+
+    printed = capsys.readouterr().out
+    assert "4 runs, 0 failed" in printed and "mean ± std" in printed
+    assert f"Written in {outputs}: summary.md, summary.csv, summary_by_config.csv" in printed
+    assert (outputs / "summary.md").read_text() in printed
+
+
+def test_the_single_runs_alone(outputs, capsys):
+    runs = outputs / "runs"
+    main([str(runs)])
+
+    rows = read_csv(runs / "summary.csv")
+    assert [Path(row["run_dir"]).name for row in rows if row["overrides"] == "optimizer=sgd"] == [
+        "t2"
+    ]
+    assert len(rows) == 2 and all(row["status"] == "ok" for row in rows)
+    assert f"Written in {runs}: summary.md, summary.csv" in capsys.readouterr().out

@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks import (
     TQDMProgressBar,
 )
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from src.models import LAYER_COLUMNS, layer_rows
@@ -69,6 +70,9 @@ class SaveOnInterrupt(Callback):
     step), so `resume=` continues with the next batch as if nothing had happened. Every checkpoint
     also keeps the random generators, which dropout and augmentation draw from and Lightning does
     not save.
+
+    During the final test (after fit) there is nothing left to save: a signal stops at once, and
+    the message gives the command that tests the kept checkpoints.
     """
 
     def __init__(self, run_dir: Path) -> None:
@@ -78,14 +82,27 @@ class SaveOnInterrupt(Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning has installed its own SIGTERM handler by now; this one replaces it while
         # training runs, and Lightning puts the handlers it found back when fit ends.
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(signum, self.request_stop)
+        handle_stop_signals(self.request_stop)
 
     def request_stop(self, signum: int, frame) -> None:
         if self.signum is not None:
             raise KeyboardInterrupt
         self.signum = signum
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning would turn Ctrl-C into "attempting graceful shutdown" and exit status 1.
+        handle_stop_signals(self.stop_testing)
+        if self.signum is not None:  # a signal during the last validation, which fit finished
+            self.stop_testing(self.signum, None)
+
+    def stop_testing(self, signum: int, frame) -> None:
+        if rank_zero_only.rank == 0:
+            log.warning(
+                f"{signal.Signals(signum).name}: the final test stops; the checkpoints in "
+                f"{self.run_dir / 'checkpoints'} are kept, test them with: "
+                f"python -m src.eval ckpt_path={self.run_dir}"
+            )
+        raise Interrupted(signum)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
         if not self.stop_requested(trainer):
@@ -123,6 +140,13 @@ class SaveOnInterrupt(Callback):
         if trainer.global_step % trainer.log_every_n_steps:
             return False
         return trainer.strategy.reduce_boolean_decision(self.signum is not None, all=False)
+
+
+def handle_stop_signals(handler) -> None:
+    """SIGINT and SIGTERM call handler from now on (Python lets only the main thread set them)."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, handler)
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path, logger: Logger | None) -> list[Callback]:

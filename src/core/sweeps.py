@@ -1,9 +1,11 @@
 """What one job of a sweep (a multirun) needs beyond a single run: its share of the cores, a
 TensorBoard run of its own under the sweep's log root, and a failure that is written down instead
-of ending the sweep."""
+of ending the sweep: in metrics.json, the record that every run and job leaves and that the
+summaries read (src/summarize.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -76,3 +78,16 @@ def first_line(error: BaseException) -> str:
     if isinstance(error, UsageError):
         return message
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def write_metrics(run_dir: Path, metrics: dict, overrides: list[str], name: str | None) -> None:
+    """metrics.json: the run's status ("ok" unless metrics says "failed"), its metrics or error,
+    its label and overrides."""
+    record = {
+        "status": "ok",
+        **metrics,
+        "name": name,
+        "overrides": overrides,
+        "run_dir": str(run_dir),
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")

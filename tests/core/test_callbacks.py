@@ -1,9 +1,10 @@
+import json
 import signal
 import subprocess
 import sys
 import time
 
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, run_module
 
 
 def test_sigterm_while_training_saves_the_state_prints_the_resume_command_and_exits(
@@ -30,3 +31,32 @@ def test_sigterm_while_training_saves_the_state_prints_the_resume_command_and_ex
     assert "SIGTERM at step" in output
     assert output.rstrip().endswith(f"python -m src.train resume={run_dir}")
     assert "Traceback" not in output
+
+
+def test_ctrl_c_during_the_final_test_keeps_the_checkpoints_and_names_the_eval_command(
+    tiny_mnist, tmp_path
+):
+    run_dir = tmp_path / "run"
+    args = [
+        f"data.data_dir={tiny_mnist}",
+        *TINY,
+        "trainer.max_epochs=1",
+        f"hydra.run.dir={run_dir}",
+    ]
+    stopped = run_module("tests.interrupt_at", "test", *args)
+
+    output = stopped.stdout + stopped.stderr
+    assert stopped.returncode == 128 + signal.SIGINT, output[-3000:]
+    command = f"python -m src.eval ckpt_path={run_dir}"
+    (line,) = [line for line in output.splitlines() if "SIGINT" in line]
+    assert "the checkpoints in" in line and "are kept" in line and line.endswith(command)
+    assert {"best.ckpt", "last.ckpt"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}
+    assert not (run_dir / "metrics.json").exists()  # the test did not finish
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output
+
+    evaluation = tmp_path / "eval"  # the command as printed tests the checkpoints
+    tested = run_module(
+        *command.split()[2:], f"hydra.run.dir={evaluation}", env={"DATA_DIR": str(tiny_mnist)}
+    )
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    assert json.loads((evaluation / "metrics.json").read_text())["images"] == 100

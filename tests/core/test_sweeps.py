@@ -3,21 +3,16 @@ still start their own worker processes, as they would for a user."""
 
 import csv
 import json
-import logging
 import os
 import statistics
-import sys
 
 import optuna
 import pytest
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from src.core.config import CONF_DIR
 from src.core.errors import UsageError
 from src.core.sweeps import MAX_RUN_NAME, claim_tensorboard_run, first_line, threads_per_job
-from src.train import main
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, run_module, train_here
 
 CORES = len(os.sched_getaffinity(0))
 FAST = ["trainer.max_epochs=1", "model=convnet_single"]
@@ -31,16 +26,14 @@ def multirun(tiny_mnist, tmp_path, monkeypatch):
 
     def run(*overrides: str):
         sweep = tmp_path / "sweep"
-        argv = [f"data.data_dir={tiny_mnist}", *TINY, *FAST, *overrides]
-        hydra_args = ["-m", f"--config-path={CONF_DIR}", f"hydra.sweep.dir={sweep}"]
-        monkeypatch.setattr(sys, "argv", ["train.py", *hydra_args, *argv])
-        root = logging.getLogger()
-        handlers, level = root.handlers[:], root.level
-        try:
-            main()
-        finally:  # Hydra configured logging and its global state for this sweep only
-            GlobalHydra.instance().clear()
-            root.handlers, root.level = handlers, level
+        train_here(
+            "-m",
+            f"hydra.sweep.dir={sweep}",
+            f"data.data_dir={tiny_mnist}",
+            *TINY,
+            *FAST,
+            *overrides,
+        )
         return sweep
 
     return run
@@ -123,6 +116,43 @@ def test_fail_fast_stops_the_sweep_at_the_first_failed_job(multirun, tmp_path):
     with pytest.raises(SystemExit, match="fail_fast=true"):
         multirun("optimizer.lr=-1,0.05", "fail_fast=true")
     assert [p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()] == ["0"]
+
+
+def test_a_job_whose_config_cannot_be_composed_is_recorded_and_the_sweep_goes_on(
+    tiny_mnist, tmp_path
+):
+    sweep = tmp_path / "sweep"
+    args = [f"data.data_dir={tiny_mnist}", *TINY, "trainer.max_epochs=1", "logger=none"]
+    result = run_module(
+        "src.train", "-m", *args, "model=convnet99,convnet_single", f"hydra.sweep.dir={sweep}"
+    )
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    error = "model=convnet99 is not an option of the model group: choose one of convnet16,"
+    records = job_records(sweep)
+    assert records["0"]["status"] == "failed" and records["0"]["error"].startswith(error)
+    assert "model=convnet99" in records["0"]["overrides"]
+    assert records["1"]["status"] == "ok"  # the next job keeps its number and runs
+    rows = read_csv(sweep / "summary.csv")
+    assert [(row["job"], row["status"]) for row in rows] == [("1", "ok"), ("0", "failed")]
+    assert rows[1]["error"] == records["0"]["error"]
+    assert sum(f"job 0 failed: {error}" in line for line in output.splitlines()) == 1
+    assert "Traceback" not in output and "Available options" not in output
+
+    stopped = run_module(
+        "src.train",
+        "-m",
+        *args,
+        "model=convnet_single,convnet99",
+        "fail_fast=true",
+        f"hydra.sweep.dir={tmp_path / 'stopped'}",
+    )
+    assert stopped.returncode == 2
+    assert stopped.stderr.strip() == (
+        f"error: {records['0']['error']}; the sweep stops before it starts (fail_fast=true)"
+    )
+    assert not list((tmp_path / "stopped").glob("*/metrics.json"))  # no job ran
 
 
 def test_parallel_jobs_share_the_cores():

@@ -1,0 +1,27 @@
+"""`python -m src.train --help`: the groups with the options that are files in conf/, nothing
+else (no schemas), then examples and where to read more."""
+
+from src.core.config import CONF_DIR
+from tests.conftest import run_module
+
+
+def groups_listed(help_text: str) -> dict[str, list[str]]:
+    """The `group: a, b, c` lines of the help's groups section."""
+    section = help_text.split("== Groups")[1].split("\n==")[0]
+    lines = [line for line in section.splitlines()[1:] if line.strip()]
+    return {group: options.split(", ") for group, options in (line.split(": ") for line in lines)}
+
+
+def test_help_lists_each_group_with_its_option_files_only():
+    result = run_module("src.train", "--help")
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    groups = groups_listed(result.stdout)
+    folders = [p for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra"]
+    assert sorted(groups) == sorted(p.name for p in folders)
+    for folder in folders:
+        assert groups[folder.name] == sorted(p.stem for p in folder.glob("*.yaml")), folder.name
+    assert "resnet_small" in groups["model"] and "convnet16" in groups["model"]
+    assert "schema" not in result.stdout
+    assert "python -m src.train -m model=convnet16,convnet32 seed=1,2,3" in result.stdout
+    assert "README.md" in result.stdout
