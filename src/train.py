@@ -22,7 +22,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.tensorboard.summary import hparams
 
 from src.core.build import build
 from src.core.callbacks import Interrupted, build_callbacks
@@ -35,13 +34,15 @@ from src.core.distributed import (
     wait_for_launched_processes,
 )
 from src.core.errors import UsageError, exit_on_config_error, exit_on_usage_error, show_traceback
+from src.core.hparams import TensorBoardRun, log_hparams
 from src.core.resume import resumed_run
 from src.core.sweeps import (
     OPTIMIZED_METRIC,
-    claim_tensorboard_run,
     first_line,
     fit_folder_name,
+    sweep_job_name,
     threads_per_job,
+    varying_keys,
     write_metrics,
 )
 from src.models import count_parameters, multiply_adds
@@ -49,7 +50,6 @@ from src.models import count_parameters, multiply_adds
 log = logging.getLogger(__name__)
 # Lightning 2.6 calls a torch pytree API that newer torch marks deprecated, once per run: noise.
 warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
-FINAL_METRICS = ("test/acc", "test/loss", "val/acc_best")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -63,18 +63,13 @@ def main(cfg: DictConfig) -> float | None:
             if cfg.resume:
                 resumed = resumed_run(cfg, run)
                 metrics = train(
-                    resumed.cfg,
-                    run_dir,
-                    resumed.overrides,
-                    resumed.run_name,
-                    resumed.log_root,
-                    resumed.checkpoint,
+                    resumed.cfg, run_dir, resumed.overrides, resumed.board, resumed.checkpoint
                 )
                 return metrics[OPTIMIZED_METRIC]
             if run.mode == RunMode.MULTIRUN:
                 return sweep_job(cfg, run, run_dir, overrides)
-            run_name = fit_folder_name(run.job.override_dirname)  # many overrides: a long name
-            return train(cfg, run_dir, overrides, run_name)[OPTIMIZED_METRIC]
+            board = TensorBoardRun.of(run, fit_folder_name(run.job.override_dirname))
+            return train(cfg, run_dir, overrides, board)[OPTIMIZED_METRIC]
     except Interrupted as stop:
         sys.exit(128 + stop.signum)  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
 
@@ -87,10 +82,12 @@ def sweep_job(
     failed); with fail_fast=true the first failure stops the whole sweep."""
     if cfg.trainer.threads is None:
         cfg.trainer.threads = threads_per_job(run.launcher)
-    log_root = Path(run.sweep.dir) / "tensorboard"
+    sweep_dir = Path(run.sweep.dir)
     try:
-        name, job = run.job.override_dirname, run.job.num
-        return train(cfg, run_dir, overrides, name, log_root, claim_for_job=job)[OPTIMIZED_METRIC]
+        varying = varying_keys(sweep_dir)
+        name = sweep_job_name(run, varying)
+        board = TensorBoardRun.of(run, name, sweep_dir / "tensorboard", varying, run.job.num)
+        return train(cfg, run_dir, overrides, board)[OPTIMIZED_METRIC]
     except Exception as error:
         failure = {"status": "failed", "error": first_line(error)}
         write_metrics(run_dir, failure, overrides, cfg.name)
@@ -107,16 +104,15 @@ def train(
     cfg: DictConfig,
     run_dir: Path,
     overrides: list[str] | None = None,
-    run_name: str = "",
-    log_root: Path | None = None,
+    board: TensorBoardRun | None = None,
     ckpt_path: Path | None = None,
-    claim_for_job: int | None = None,
 ) -> dict[str, Any]:
     """Fit, validating every epoch, then test the best checkpoint; returns the final metrics.
-    TensorBoard writes to <log_root>/<run_name> (default: the run folder's tensorboard/); a sweep's
-    job claims its run name under the sweep's log root (`claim_for_job`: its number) once its
-    config has been checked, so a job with a bad value gets none.
+    TensorBoard writes to <board.root>/<board.name> (default: the run folder's tensorboard/); a
+    new sweep job claims its name there once its config has built, so a job with a bad value
+    gets none.
     With ckpt_path, fit continues from that checkpoint's exact state."""
+    board = board or TensorBoardRun()
     validate(cfg)
     route_lightning_logs_to_hydra()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -126,9 +122,7 @@ def train(
     data, model = build_run(cfg)
     if ckpt_path:  # a clear message now rather than a traceback from inside fit
         require_fitting_weights(model, ckpt_path)
-    if claim_for_job is not None and cfg.logger.name == "tensorboard":
-        run_name = claim_tensorboard_run(log_root, run_name, claim_for_job)
-    logger = build_logger(cfg.logger.name, run_dir, run_name or "defaults", log_root)
+    logger = build_logger(cfg.logger.name, run_dir, board)
     trainer = L.Trainer(
         **trainer_settings(cfg.trainer),
         logger=logger or False,
@@ -157,7 +151,7 @@ def train(
     if trainer.is_global_zero:
         write_metrics(run_dir, metrics, overrides or [], cfg.name)
         if isinstance(logger, TensorBoardLogger):
-            log_hparams(logger, cfg, metrics)
+            log_hparams(logger, cfg, board, metrics)
         log.info(
             f"test acc {metrics['test/acc']:.2%} | best val acc {val_acc_best:.2%} | "
             f"{metrics['epochs']} epoch(s) in {fit_seconds:.1f} s | run {display_path(run_dir)}"
@@ -201,38 +195,14 @@ def plain(node: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(node, resolve=True)
 
 
-def build_logger(
-    name: str, run_dir: Path, run_name: str, log_root: Path | None = None
-) -> Logger | None:
+def build_logger(name: str, run_dir: Path, board: TensorBoardRun) -> Logger | None:
     if name == "tensorboard":
-        return TensorBoardLogger(
-            log_root or run_dir / "tensorboard", name="", version=run_name, default_hp_metric=False
-        )
+        board = board.claimed()  # now that the settings built: a job with a bad value gets none
+        root = board.root or run_dir / "tensorboard"
+        return TensorBoardLogger(root, name="", version=board.name, default_hp_metric=False)
     if name == "csv":
         return CSVLogger(run_dir, name="csv", version="")
     return None
-
-
-def log_hparams(logger: TensorBoardLogger, cfg: DictConfig, metrics: dict[str, float]) -> None:
-    """One HPARAMS entry per run: the flattened config beside its final metrics, whose values
-    TensorBoard reads from the scalars of the same names."""
-    flat = flatten(OmegaConf.to_container(cfg, resolve=True))
-    experiment, session_start, session_end = hparams(flat, {k: metrics[k] for k in FINAL_METRICS})
-    writer = logger.experiment._get_file_writer()
-    for summary in (experiment, session_start, session_end):
-        writer.add_summary(summary)
-    writer.flush()
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat |= flatten(value, f"{prefix}{key}.")
-        else:
-            simple = isinstance(value, (int, float, str, bool))
-            flat[f"{prefix}{key}"] = value if simple else str(value)
-    return flat
 
 
 def route_lightning_logs_to_hydra() -> None:

@@ -4,7 +4,9 @@ import os
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
+from src.core.hparams import TensorBoardRun
 from src.train import train
 from tests.conftest import ROOT, TINY, run_module
 
@@ -18,7 +20,7 @@ SCALARS = {
     "val/acc_best",
     "test/loss",
     "test/acc",
-    "lr-Adam",
+    "train/lr",
 }
 
 
@@ -28,13 +30,21 @@ def read_events(folder):
     return events
 
 
+def hparams_plugin_data(events, part):
+    """The run's HPARAMS `experiment` (its columns) or `session_start_info` (its values)."""
+    content = events.SummaryMetadata(f"_hparams_/{part}").plugin_data.content
+    return getattr(HParamsPluginData.FromString(content), part)
+
+
 def event_folder(run_dir):
     (folder,) = (run_dir / "tensorboard").iterdir()
     return folder
 
 
 def test_a_run_fits_tests_the_best_checkpoint_and_writes_everything(tiny_cfg, tmp_path):
-    metrics = train(tiny_cfg(), tmp_path, ["trainer.max_epochs=2"], "trainer.max_epochs=2")
+    metrics = train(
+        tiny_cfg(), tmp_path, ["trainer.max_epochs=2"], TensorBoardRun("trainer.max_epochs=2")
+    )
 
     assert (tmp_path / "checkpoints" / "best.ckpt").is_file()
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
@@ -50,20 +60,16 @@ def test_a_run_fits_tests_the_best_checkpoint_and_writes_everything(tiny_cfg, tm
 
 
 def test_hyperparameters_and_final_metrics_reach_the_hparams_tab(tiny_cfg, tmp_path):
-    from tensorboard.plugins.hparams import plugin_data_pb2
-
     train(tiny_cfg("trainer.max_epochs=1"), tmp_path)
-    events = read_events(event_folder(tmp_path))
-    content = events.SummaryMetadata("_hparams_/experiment").plugin_data.content
-    experiment = plugin_data_pb2.HParamsPluginData.FromString(content).experiment
-    assert {m.name.tag for m in experiment.metric_infos} == {
+    experiment = hparams_plugin_data(read_events(event_folder(tmp_path)), "experiment")
+    assert [m.name.tag for m in experiment.metric_infos] == [
         "test/acc",
-        "test/loss",
         "val/acc_best",
-    }
-    assert {"model.channels", "optimizer.lr", "data.batch_size"} <= {
-        h.name for h in experiment.hparam_infos
-    }
+        "test/loss",
+    ]
+    shown = {h.display_name for h in experiment.hparam_infos}
+    assert {"model.channels", "optimizer.lr", "data.batch_size"} <= shown
+    assert not {"data.data_dir", "trainer.log_every_n_steps", "callbacks.pictures.graph"} & shown
 
 
 def test_csv_logger_and_no_logger(tiny_cfg, tmp_path):

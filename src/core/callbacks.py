@@ -14,7 +14,6 @@ import torch
 from lightning.pytorch.callbacks import (
     Callback,
     EarlyStopping,
-    LearningRateMonitor,
     ModelCheckpoint,
     TQDMProgressBar,
 )
@@ -164,8 +163,6 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, logger: Logger | None) -> li
     ]
     if cfg.progress_bar_refresh > 0:
         callbacks.append(ProgressBar(refresh_rate=cfg.progress_bar_refresh))
-    if logger is not None:
-        callbacks.append(LearningRateMonitor(logging_interval="step"))
     if isinstance(logger, TensorBoardLogger):
         callbacks.append(Pictures(cfg.pictures))
     if cfg.early_stopping:

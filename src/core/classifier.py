@@ -81,6 +81,10 @@ class Classifier(L.LightningModule):
             self.stop_if_diverged()
             accuracy = multiclass_accuracy(logits, labels, self.num_classes, average="micro")
             self.log_dict({"train/loss": loss, "train/acc": accuracy}, prog_bar=True)
+            # One tag whatever the optimizer (Lightning's LearningRateMonitor names it after the
+            # optimizer's class, so a sweep over optimizers would split it across charts): the
+            # rate this step used, as the schedule steps after the optimizer.
+            self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
         return loss
 
     def on_train_epoch_end(self) -> None:

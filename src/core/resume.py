@@ -11,7 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.core.callbacks import INTERRUPTED
 from src.core.errors import UsageError
-from src.core.sweeps import claimed_tensorboard_run, fit_folder_name
+from src.core.hparams import TensorBoardRun
+from src.core.sweeps import claimed_tensorboard_run, fit_folder_name, sweep_job_name, varying_keys
 
 # What may change when a run is resumed: how long it trains and how it shows progress. Anything
 # else would make it another run, which belongs in a folder of its own.
@@ -23,8 +24,7 @@ class ResumedRun:
     cfg: DictConfig
     checkpoint: Path
     overrides: list[str]  # the run's own, then the changes resume= made
-    run_name: str
-    log_root: Path | None
+    board: TensorBoardRun
 
 
 def resumed_run(cfg: DictConfig, job: DictConfig) -> ResumedRun:
@@ -52,7 +52,7 @@ def resumed_run(cfg: DictConfig, job: DictConfig) -> ResumedRun:
         run_cfg,
         checkpoint_to_resume(folder),
         [*run_job.overrides.task, *changes],
-        *tensorboard_run(folder, run_job),
+        tensorboard_run(folder, run_job),
     )
 
 
@@ -92,12 +92,14 @@ def checkpoint_to_resume(folder: Path) -> Path:
     return max(found, key=lambda path: path.stat().st_mtime)
 
 
-def tensorboard_run(folder: Path, run_job: DictConfig) -> tuple[str, Path | None]:
-    """The run's TensorBoard run name and log root, as `src.train` chose them when it started:
-    a single run's overrides under its folder's tensorboard/, a sweep job's under the sweep's
-    (the job folder's parent)."""
-    name = run_job.job.override_dirname
+def tensorboard_run(folder: Path, run_job: DictConfig) -> TensorBoardRun:
+    """The run's TensorBoard run, as `src.train` chose it when it started: a single run's
+    overrides under its folder's tensorboard/, a sweep job's own values of what the sweep varies
+    under the sweep's (the job folder's parent)."""
     if run_job.mode == RunMode.MULTIRUN.name:
-        log_root = folder.parent / "tensorboard"
-        return claimed_tensorboard_run(log_root, name, run_job.job.num), log_root
-    return fit_folder_name(name), None
+        sweep_dir = folder.parent
+        varying = varying_keys(sweep_dir)
+        log_root = sweep_dir / "tensorboard"
+        name = claimed_tensorboard_run(log_root, sweep_job_name(run_job, varying), run_job.job.num)
+        return TensorBoardRun.of(run_job, name, log_root, varying)
+    return TensorBoardRun.of(run_job, fit_folder_name(run_job.job.override_dirname))

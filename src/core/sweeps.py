@@ -1,7 +1,7 @@
 """What one job of a sweep (a multirun) needs beyond a single run: its share of the cores, a
-TensorBoard run of its own under the sweep's log root, and a failure that is written down instead
-of ending the sweep: in metrics.json, the record that every run and job leaves and that the
-summaries read (src/summarize.py)."""
+TensorBoard run of its own under the sweep's log root, named after what sets it apart from the
+other jobs, and a failure that is written down instead of ending the sweep: in metrics.json, the
+record that every run and job leaves and that the summaries read (src/summarize.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,54 @@ import json
 import os
 from pathlib import Path
 
-from omegaconf import DictConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 
 from src.core.errors import UsageError
 
 OPTIMIZED_METRIC = "val/acc_best"  # what a job returns to the sweeper (Optuna maximises it)
 MAX_RUN_NAME = 200  # bytes; a folder name can hold 255
+SWEEP_CONFIG = "multirun.yaml"  # at the sweep's root: its command line and sweeper settings
+
+
+class SaveSweepConfig(Callback):
+    """Saves the sweep's config at its root before the first job starts, as Hydra's basic sweeper
+    does (the Optuna sweeper does not): a job learns from it which keys the sweep varies, which
+    its own config cannot tell (it holds only the job's values)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(config, sweep_dir / SWEEP_CONFIG)
+
+
+def varying_keys(sweep_dir: Path) -> tuple[str, ...]:
+    """The keys the sweep gives several values (a comma list, range(), choice(), interval(),
+    glob(): every searched parameter of an Optuna sweep), read as the sweepers read them:
+    hydra.sweeper.params, then the command line. Empty when the sweep's config was not saved."""
+    saved = sweep_dir / SWEEP_CONFIG
+    if not saved.is_file():
+        return ()
+    sweep = OmegaConf.to_container(OmegaConf.load(saved).hydra, resolve=False)
+    params = sweep["sweeper"].get("params") or {}
+    lines = [f"{key}={value}" for key, value in params.items()] + sweep["overrides"]["task"]
+    # A key given twice takes its last value (the command line's), as in the sweepers.
+    swept = {override.key_or_group: override.is_sweep_override() for override in parse(lines)}
+    return tuple(key for key, several in swept.items() if several)
+
+
+def sweep_job_name(job: DictConfig, varying: tuple[str, ...]) -> str:
+    """What tells a job's TensorBoard run apart from the others of its sweep: its values of the
+    keys the sweep varies (model=convnet16,seed=1), the ones the jobs share being left to the
+    summary and HPARAMS; all its overrides when the sweep varies none (a one-job sweep)."""
+    own = sorted(o.input_line for o in parse(list(job.overrides.task)) if o.key_or_group in varying)
+    return ",".join(own) or job.job.override_dirname
+
+
+def parse(lines: list[str]) -> list[Override]:
+    return OverridesParser.create().parse_overrides(lines)
 
 
 def threads_per_job(launcher: DictConfig) -> int | None:

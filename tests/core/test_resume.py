@@ -164,11 +164,11 @@ def test_a_checkpoint_of_another_network_is_named(finished_run, tiny_mnist, tmp_
 def test_a_sweep_job_resumes_in_its_folder_and_its_tensorboard_run(tiny_mnist, tmp_path):
     sweep = tmp_path / "sweep"
     args = [f"data.data_dir={tiny_mnist}", *TINY, "trainer.max_epochs=1", "model=convnet_single"]
-    result = run_module("src.train", "-m", *args, f"hydra.sweep.dir={sweep}")
+    result = run_module("src.train", "-m", *args, "seed=1,2", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
     result = run_module("src.train", f"resume={sweep / '0'}", "trainer.max_epochs=2")
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((sweep / "0" / "metrics.json").read_text())["epochs"] == 2
-    (run,) = (sweep / "tensorboard").iterdir()
-    assert "model=convnet_single" in run.name  # the job's run: no second one
-    assert len(read_events(run).Scalars("val/acc")) == 2  # both epochs in the same run
+    runs = sorted((sweep / "tensorboard").iterdir())
+    assert [run.name for run in runs] == ["seed=1", "seed=2"]  # the job's run: no third one
+    assert len(read_events(runs[0]).Scalars("val/acc")) == 2  # both epochs in the same run

@@ -1,0 +1,149 @@
+"""A run's place in TensorBoard: its run name and log root, and its entry in the HPARAMS tab, which
+puts the settings that matter first and leaves out the switches that only change what is shown.
+
+TensorBoard orders the HPARAMS columns itself, whatever order a run logs them in: the hparams
+marked `differs` first, then by name, and it shows the first five. So the entry marks the keys
+the run's sweep varies as `differs`, gives the main settings names that sort first ("01 model",
+"03 optimizer.lr") and shows every hparam under its plain name (display_name).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+from torch.utils.tensorboard.summary import hparams
+
+from src.core.sweeps import claim_tensorboard_run
+
+# After what the sweep varies, in this order; then every other setting by name.
+FIRST = (
+    "model",
+    "optimizer",
+    "optimizer.lr",
+    "data.batch_size",
+    "trainer.max_epochs",
+    "seed",
+    "scheduler",
+    "data",
+    "experiment",
+)
+GROUPS = ("model", "optimizer", "scheduler", "data", "experiment")  # shown by option name
+# What changes how a run is shown, stored or how fast it runs, not what it learns.
+LEFT_OUT = (
+    "name",
+    "resume",
+    "fail_fast",
+    "logger",
+    "callbacks.pictures",
+    "callbacks.progress_bar_refresh",
+    "trainer.log_every_n_steps",
+    "trainer.threads",
+    "trainer.channels_last",
+    "data.data_dir",
+    "data.classes",
+    "data.predict_box",
+    "data.predict_centre",
+)
+BUILD_KEYS = ("_target_", "_partial_")  # the option name says which class
+METRICS = ("test/acc", "val/acc_best", "test/loss")
+
+
+@dataclass(frozen=True)
+class TensorBoardRun:
+    """Where a run logs in TensorBoard (<root>/<name>) and what its HPARAMS entry needs from
+    Hydra beside the config."""
+
+    name: str = "defaults"
+    root: Path | None = None  # the log root; None: the run folder's tensorboard/
+    choices: dict[str, str | None] = field(default_factory=dict)  # each group's option (Hydra)
+    varying: tuple[str, ...] = ()  # the keys the run's sweep varies
+    job_num: int | None = None  # a new sweep job's, which claims a run of its own under root
+
+    @classmethod
+    def of(
+        cls, job: DictConfig, name: str, root: Path | None = None, varying=(), job_num=None
+    ) -> TensorBoardRun:
+        """The run of a Hydra job (`job`: its hydra config, live or saved in .hydra/hydra.yaml)."""
+        return cls(name or "defaults", root, dict(job.runtime.choices), tuple(varying), job_num)
+
+    def claimed(self) -> TensorBoardRun:
+        """The run under the name it claims when it is a new sweep job's (two jobs of a sweep
+        may have the same name: src/core/sweeps.py); as it is otherwise."""
+        if self.job_num is None:
+            return self
+        return replace(self, name=claim_tensorboard_run(self.root, self.name, self.job_num))
+
+
+def hparams_entry(cfg: DictConfig, run: TensorBoardRun) -> dict[str, Any]:
+    """The settings a run's HPARAMS entry shows, by key: what the sweep varies, each group's
+    option, and the settings that change what the run learns."""
+    settings = flatten(OmegaConf.to_container(cfg, resolve=True))
+    for group, option in run.choices.items():  # a sweep may vary another group: debug=fast,...
+        if option is not None and (group in GROUPS or group in run.varying):
+            settings[group] = option
+    return {
+        key: shown(value)
+        for key, value in settings.items()
+        if key in run.varying or not left_out(key)
+    }
+
+
+def left_out(key: str) -> bool:
+    hidden = any(key == name or key.startswith(f"{name}.") for name in LEFT_OUT)
+    return hidden or key.rsplit(".", 1)[-1] in BUILD_KEYS
+
+
+def shown(value: Any) -> int | float | str:
+    """A value TensorBoard shows as it reads in a config: torch's hparams() would log a bool as a
+    number, and takes no None or list."""
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        return value
+    return json.dumps(value)  # true, null, [16, 32]
+
+
+def sort_name(key: str) -> str:
+    return f"{FIRST.index(key) + 1:02d} {key}" if key in FIRST else key
+
+
+def log_hparams(
+    logger: TensorBoardLogger, cfg: DictConfig, run: TensorBoardRun, metrics: dict[str, float]
+) -> None:
+    """One HPARAMS entry per run: its settings beside its final metrics, whose values TensorBoard
+    reads from the scalars of the same names."""
+    entry = hparams_entry(cfg, run)
+    keys = {sort_name(key): key for key in entry}
+    experiment, session_start, session_end = hparams(
+        {name: entry[key] for name, key in keys.items()}, {m: metrics[m] for m in METRICS}
+    )
+    label_columns(experiment, keys, run.varying)
+    writer = logger.experiment._get_file_writer()
+    for summary in (experiment, session_start, session_end):
+        writer.add_summary(summary)
+    writer.flush()
+
+
+def label_columns(experiment: Summary, keys: dict[str, str], varying: tuple[str, ...]) -> None:
+    """Show each hparam under its key, and mark what the sweep varies as differing."""
+    plugin = experiment.value[0].metadata.plugin_data
+    data = HParamsPluginData.FromString(plugin.content)
+    for info in data.experiment.hparam_infos:
+        info.display_name = keys[info.name]
+        info.differs = keys[info.name] in varying
+    plugin.content = data.SerializeToString()
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat |= flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
