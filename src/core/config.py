@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from hydra import compose, initialize_config_dir
+from lightning.pytorch.profilers import AdvancedProfiler, PyTorchProfiler, SimpleProfiler
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
@@ -27,11 +28,21 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64")
 ACCELERATORS = ("cpu", "gpu", "auto")
 STRATEGIES = ("auto", "ddp")
+PROFILERS = {"simple": SimpleProfiler, "advanced": AdvancedProfiler, "pytorch": PyTorchProfiler}
 
 
 def require(condition: bool, message: str) -> None:
     if not condition:
         raise UsageError(message)
+
+
+def require_batches(name: str, value: float) -> None:
+    """Lightning's batch limits: a fraction of the batches (0.0 to 1.0) or a whole count."""
+    require(
+        value >= 0 and (value <= 1 or float(value).is_integer()),
+        f"trainer.{name} must be a fraction from 0.0 to 1.0 or a number of batches (an integer), "
+        f"got {value}",
+    )
 
 
 @dataclass
@@ -45,10 +56,14 @@ class TrainerConfig:
     deterministic: bool
     gradient_clip_val: float | None
     log_every_n_steps: int
+    check_val_every_n_epoch: int
     limit_train_batches: float
     limit_val_batches: float
     limit_test_batches: float
-    check_val_every_n_epoch: int
+    fast_dev_run: Any  # a bool or a number of batches; OmegaConf 2.3 has no unions
+    overfit_batches: float
+    profiler: str | None
+    detect_anomaly: bool
     threads: int | None
     channels_last: bool
 
@@ -79,6 +94,18 @@ class TrainerConfig:
         )
         require(self.num_nodes >= 1, f"trainer.num_nodes must be >= 1, got {self.num_nodes}")
         require(self.threads is None or self.threads >= 1, "trainer.threads must be >= 1")
+        for name in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
+            require_batches(name, getattr(self, name))
+        require_batches("overfit_batches", self.overfit_batches)
+        require(
+            isinstance(self.fast_dev_run, int) and self.fast_dev_run >= 0,
+            "trainer.fast_dev_run must be true, false or a number of batches (>= 0), "
+            f"got {self.fast_dev_run!r}",
+        )
+        require(
+            self.profiler is None or self.profiler in PROFILERS,
+            f"trainer.profiler must be one of {list(PROFILERS)} or null, got '{self.profiler}'",
+        )
         require(
             self.gradient_clip_val is None or self.gradient_clip_val > 0,
             "trainer.gradient_clip_val must be > 0 or null",

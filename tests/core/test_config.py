@@ -76,6 +76,12 @@ def build_everything(*overrides: str) -> None:
         ("+optimizer.betas=[0.9]", "optimizer.betas=.* is not of type tuple"),
         ("+model.width=3", "model.width is not an argument of src.models.convnet.ConvNet"),
         ("model=custom", "model._target_ is missing"),
+        ("trainer.profiler=fancy", r"trainer.profiler must be one of \['simple', 'advanced', "),
+        ("trainer.fast_dev_run=-1", "trainer.fast_dev_run must be true, false or a number"),
+        ("trainer.fast_dev_run=2.5", "trainer.fast_dev_run must be true, false or a number"),
+        ("trainer.overfit_batches=1.5", "trainer.overfit_batches must be a fraction from 0.0"),
+        ("trainer.limit_val_batches=-1", "trainer.limit_val_batches must be a fraction from"),
+        ("trainer.detect_anomaly=maybe", "trainer.detect_anomaly: Value 'maybe' is not a valid"),
     ],
 )
 def test_out_of_range_values_and_wrong_types_are_refused_with_the_fix(override, message):
