@@ -207,10 +207,13 @@ class IDXDataModule(L.LightningDataModule):
         if split not in self.loaders:
             training = split == "train"
             trainer = self.trainer
+            # trainer.overfit_batches trains on the same batches every epoch: Lightning turns a
+            # DataLoader's shuffling off for it, and these batches are no DataLoader.
+            overfitting = bool(trainer and trainer.overfit_batches)
             self.loaders[split] = TensorBatches(
                 *self.splits[split],
                 batch_size=self.batch_size if training else self.eval_batch_size,
-                shuffle=training and self.shuffle,
+                shuffle=training and self.shuffle and not overfitting,
                 seed=self.seed,
                 rank=trainer.global_rank if trainer else 0,
                 world_size=trainer.world_size if trainer else 1,
