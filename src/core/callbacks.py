@@ -31,12 +31,35 @@ INTERRUPTED = "interrupted.ckpt"  # in checkpoints/: the exact state of a run st
 
 
 class ProgressBar(TQDMProgressBar):
-    """Lightning's bar without the logger's version number, which here is the run name."""
+    """Lightning's bar, its epochs counted from 1 as the epoch lines count them, without the
+    logger's version number (here the run name)."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
+        super().on_train_epoch_start(trainer)
+        self.train_progress_bar.set_description(epoch_of(trainer))
 
     def get_metrics(self, trainer, pl_module) -> dict:
         metrics = super().get_metrics(trainer, pl_module)
         metrics.pop("v_num", None)
         return metrics
+
+
+def epoch_of(trainer: L.Trainer) -> str:
+    return f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
+
+
+class EpochResults(Callback):
+    """One line per validation: the epoch, its accuracy and loss, and the best accuracy so far."""
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        metrics = trainer.callback_metrics
+        log.info(
+            f"{epoch_of(trainer)} | val/acc {float(metrics['val/acc']):.2%} | "
+            f"val/loss {float(metrics['val/loss']):.4f} | "
+            f"best {float(metrics['val/acc_best']):.2%}"
+        )
 
 
 class NetworkSummary(Callback):
@@ -159,6 +182,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, logger: Logger | None) -> li
             enable_version_counter=False,
         ),
         NetworkSummary(),
+        EpochResults(),
         SaveOnInterrupt(run_dir),
     ]
     if cfg.progress_bar_refresh > 0:

@@ -1,0 +1,56 @@
+"""What a training run prints: the lines a person reads. Lightning's messages about its set-up stay
+in the run's train.log, which keeps every record; its warnings reach both.
+
+Hydra's console handler gets the three pieces below (conf/train.yaml, hydra.job_logging); the
+file handler keeps Hydra's full format and every record.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from tqdm import tqdm
+
+# Lightning's informational messages (GPU and TPU availability, a cloud-logger tip, what each
+# `limit_*_batches` means, where a checkpoint was restored from) come from these loggers; the run
+# says what matters in its own lines.
+LIGHTNING = "lightning"
+# Warnings that only repeat what the command line asked for.
+EXPECTED_WARNINGS = (
+    # a short run (debug=fast, limit_train_batches) has fewer steps than the logging interval
+    "is smaller than the logging interval",
+)
+
+
+class HideLightningChatter(logging.Filter):
+    """Lets through Lightning's warnings and errors, not its information; warnings (which
+    `logging.captureWarnings` sends to the `py.warnings` logger) unless expected."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == LIGHTNING or record.name.startswith(f"{LIGHTNING}."):
+            return record.levelno >= logging.WARNING
+        if record.name == "py.warnings":
+            return not any(text in record.getMessage() for text in EXPECTED_WARNINGS)
+        return True
+
+
+class ConsoleFormatter(logging.Formatter):
+    """The message alone; a warning or an error says which it is first."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record).rstrip()  # a captured warning ends in a newline
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {message}"
+        return message
+
+
+class ConsoleHandler(logging.StreamHandler):
+    """Writes through tqdm, so a line logged while a progress bar is drawn (the epoch's validation
+    result) lands above the bar instead of inside it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+            self.flush()
+        except Exception:
+            self.handleError(record)
