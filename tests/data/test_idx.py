@@ -106,7 +106,9 @@ def test_the_data_lives_on_the_strategy_device_and_each_process_takes_its_own_sh
     # "meta" stands in for a GPU: tensors with a device and a shape, but no memory or kernels.
     data = data_module(f"data.data_dir={tiny_mnist}", "data.val_size=100", "data.batch_size=32")
     strategy = SimpleNamespace(root_device=torch.device("meta"))
-    data.trainer = SimpleNamespace(strategy=strategy, global_rank=1, world_size=2, training=True)
+    data.trainer = SimpleNamespace(
+        strategy=strategy, global_rank=1, world_size=2, training=True, overfit_batches=0
+    )
     data.setup("fit")
     assert {x.device.type for split in data.splits.values() for x in split} == {"meta"}
     train = data.train_dataloader()
@@ -198,11 +200,15 @@ def test_augment_moves_pixels_but_keeps_shape_and_a_zero_background():
 
 
 def test_elastic_distortion_bends_the_digit_locally_and_keeps_the_background():
+    # Seeded: otherwise the tests that ran before in the process pick the random fields.
+    torch.manual_seed(0)
     images = torch.zeros(8, 1, 28, 28)
     images[:, :, 6:22, 12:16] = 1  # a vertical stroke
     bent = augment(images, 0, 0, 0, elastic_alpha=34, elastic_sigma=4)
     assert bent.shape == images.shape
     assert not torch.allclose(bent, images, atol=0.05)
     assert bent[:, :, 0, 0].abs().max() == 0
-    assert bent[0].sum() == pytest.approx(images[0].sum(), rel=0.25)  # moved, not erased
+    # Moved, not erased. A field stretches or squeezes one stroke's ink by up to a third (by
+    # more than a quarter for one seed in four); over the batch that evens out.
+    assert bent.sum() == pytest.approx(images.sum(), rel=0.25)
     assert not torch.allclose(bent[0], bent[1])  # each image its own distortion
