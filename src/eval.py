@@ -73,9 +73,9 @@ def score(
     correct, total = int(matrix.trace()), int(matrix.sum())
     report = {
         **who_answered(members, logits, labels),
-        "images": total,
-        "correct": correct,
         "test/acc": correct / total,
+        "test/correct": correct,
+        "test/images": total,
         "test/loss": float(F.nll_loss(log_probabilities, labels)),
         "per_class": per_class(matrix, classes),
         "confusion_matrix": matrix.tolist(),
@@ -94,8 +94,8 @@ def who_answered(members: list[Member], logits: list[Tensor], labels: Tensor) ->
         accuracies.append(
             {
                 "checkpoint": str(member.checkpoint),
-                "correct": correct,
                 "test/acc": correct / len(labels),
+                "test/correct": correct,
             }
         )
     return {"members": accuracies}
@@ -133,13 +133,13 @@ def answered_by(report: dict[str, Any]) -> list[str]:
     """The test accuracy and who gave it: the checkpoint, or the ensemble and each member."""
     scores = (
         f"test acc {report['test/acc']:.2%} | test loss {report['test/loss']:.4f} | "
-        f"{report['correct']:,} of {report['images']:,} test images right"
+        f"{report['test/correct']:,} of {report['test/images']:,} test images right"
     )
     if "checkpoint" in report:
         return [f"{scores} | {report['checkpoint']}"]
     members = report["members"]
     return [f"{scores} | the mean of {len(members)} members:"] + [
-        f"  member test acc {member['test/acc']:.2%} | {member['correct']:,} right | "
+        f"  member test acc {member['test/acc']:.2%} | {member['test/correct']:,} right | "
         f"{member['checkpoint']}"
         for member in members
     ]

@@ -26,8 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 from src.core.build import build
 from src.core.callbacks import Interrupted, build_callbacks
 from src.core.checkpoints import require_fitting_weights
-from src.core.classifier import Classifier
-from src.core.config import validate
+from src.core.classifier import Classifier, Tally
+from src.core.config import PROFILERS, validate
 from src.core.distributed import (
     leave_the_log_file_to_rank_zero,
     processes_of_this_job,
@@ -55,6 +55,8 @@ warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @exit_on_usage_error
 def main(cfg: DictConfig) -> float | None:
+    # Warnings go to the log too: train.log keeps them, the console hides the expected ones.
+    logging.captureWarnings(True)
     run = HydraConfig.get()
     run_dir = Path(run.runtime.output_dir)
     overrides = list(run.overrides.task)
@@ -124,7 +126,7 @@ def train(
         require_fitting_weights(model, ckpt_path)
     logger = build_logger(cfg.logger.name, run_dir, board)
     trainer = L.Trainer(
-        **trainer_settings(cfg.trainer),
+        **trainer_settings(cfg.trainer, run_dir),
         logger=logger or False,
         callbacks=build_callbacks(cfg.callbacks, run_dir, logger),
         enable_progress_bar=cfg.callbacks.progress_bar_refresh > 0,
@@ -132,32 +134,70 @@ def train(
         default_root_dir=run_dir,
     )
     leave_the_log_file_to_rank_zero(trainer)
+    if trainer.is_global_zero:
+        log.info(f"settings: {' '.join(overrides or []) or 'the defaults (conf/train.yaml)'}")
 
     start = time.perf_counter()
     trainer.fit(model, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
     fit_seconds = time.perf_counter() - start
-    val_acc_best = float(trainer.callback_metrics["val/acc_best"])
-    trainer.test(model, datamodule=data, ckpt_path="best")
+    val_best = model.val_best  # read now: testing the best checkpoint loads its val_best
+    trainer.test(model, datamodule=data, ckpt_path=checkpoint_to_test(trainer), verbose=False)
 
-    metrics = {name: float(trainer.callback_metrics[name]) for name in ("test/acc", "test/loss")}
-    metrics |= {
-        "val/acc_best": val_acc_best,
+    metrics = {
+        **tally_metrics("test", model.test_tally),
+        "test/loss": float(trainer.callback_metrics["test/loss"]),
+        **tally_metrics("val", val_best, "_best"),
         "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
         "fit_seconds": round(fit_seconds, 2),
         "parameters": count_parameters(model.network),
         "multiply_adds": multiply_adds(model.network, data.image_shape),
         "threads": torch.get_num_threads(),
     }
     if trainer.is_global_zero:
-        write_metrics(run_dir, metrics, overrides or [], cfg.name)
-        if isinstance(logger, TensorBoardLogger):
-            log_hparams(logger, cfg, board, metrics)
-        log.info(
-            f"test acc {metrics['test/acc']:.2%} | best val acc {val_acc_best:.2%} | "
-            f"{metrics['epochs']} epoch(s) in {fit_seconds:.1f} s | run {display_path(run_dir)}"
-        )
+        report(trainer, cfg, board, metrics, run_dir, overrides or [])
     wait_for_launched_processes(trainer)
     return metrics
+
+
+def report(
+    trainer: L.Trainer,
+    cfg: DictConfig,
+    board: TensorBoardRun,
+    metrics: dict[str, Any],
+    run_dir: Path,
+    overrides: list[str],
+) -> None:
+    """metrics.json, TensorBoard's HPARAMS entry, and the run's last lines on the console."""
+    write_metrics(run_dir, metrics, overrides, cfg.name)
+    if isinstance(trainer.logger, TensorBoardLogger):  # fast_dev_run replaces the logger
+        log_hparams(trainer.logger, cfg, board, metrics)
+    if cfg.trainer.profiler:
+        reports = ", ".join(sorted(path.name for path in run_dir.glob("*-profile*")))
+        log.info(f"{cfg.trainer.profiler} profiler's reports in {display_path(run_dir)}: {reports}")
+    log.info(result_line(metrics, run_dir))
+
+
+def tally_metrics(stage: str, tally: Tally | None, suffix: str = "") -> dict[str, Any]:
+    """A stage's accuracy divided from its counts, with the counts beside it; no validation
+    (trainer.limit_val_batches=0) has no accuracy."""
+    if tally is None:
+        return {f"{stage}/acc{suffix}": None}
+    return {
+        f"{stage}/acc{suffix}": tally.accuracy,
+        f"{stage}/correct{suffix}": tally.correct,
+        f"{stage}/images": tally.images,
+    }
+
+
+def result_line(metrics: dict[str, Any], run_dir: Path) -> str:
+    best = metrics["val/acc_best"]
+    return (
+        f"test acc {metrics['test/acc']:.2%} ({metrics['test/correct']:,} of "
+        f"{metrics['test/images']:,}) | best val acc {'-' if best is None else f'{best:.2%}'} | "
+        f"{metrics['epochs']} epoch(s) in {metrics['fit_seconds']:.1f} s | "
+        f"run {display_path(run_dir)}"
+    )
 
 
 def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
@@ -176,12 +216,30 @@ def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
     return data, model
 
 
-def trainer_settings(trainer_cfg: DictConfig) -> dict[str, Any]:
-    """The trainer group minus the settings that are not Lightning Trainer arguments."""
+def trainer_settings(trainer_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """The trainer group as Lightning Trainer arguments: without the settings that are not, and
+    with the profiler writing its report into the run folder (Lightning's own choice would be
+    the logger's folder, in a sweep the sweep's tensorboard/)."""
     settings = plain(trainer_cfg)
     for ours in ("threads", "channels_last"):
         settings.pop(ours)
+    if settings["profiler"]:
+        settings["profiler"] = PROFILERS[settings["profiler"]](dirpath=run_dir, filename="profile")
     return settings
+
+
+def checkpoint_to_test(trainer: L.Trainer) -> str | None:
+    """The best checkpoint, or, when there is none, the weights in memory (the last step's), as
+    the console says."""
+    if trainer.checkpoint_callback.best_model_path:
+        return "best"
+    if trainer.is_global_zero:
+        why = "fast_dev_run keeps none" if trainer.fast_dev_run else "no validation ran"
+        log.info(
+            f"no best checkpoint ({why}): testing the weights in memory, those of the last "
+            "training step"
+        )
+    return None
 
 
 def display_path(path: Path) -> str:

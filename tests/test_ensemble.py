@@ -56,12 +56,12 @@ def test_eval_scores_an_ensemble_by_its_mean_probabilities():
     labels = torch.tensor([1, 1, 2, 0])
     report, _ = score(members, images, labels, ["0", "1", "2"])
 
-    assert [(m["checkpoint"], m["correct"], m["test/acc"]) for m in report["members"]] == [
+    assert [(m["checkpoint"], m["test/correct"], m["test/acc"]) for m in report["members"]] == [
         ("a.ckpt", 2, 0.5),  # says 1
         ("b.ckpt", 1, 0.25),  # says 0
     ]
     # The ensemble says 1 for every image (the mean of the logits would say 2: 1 of 4 right).
-    assert (report["correct"], report["images"], report["test/acc"]) == (2, 4, 0.5)
+    assert (report["test/correct"], report["test/images"], report["test/acc"]) == (2, 4, 0.5)
     assert report["confusion_matrix"] == [[0, 1, 0], [0, 2, 0], [0, 1, 0]]
     mean = (SURE_NOT_0.softmax(dim=0) + SURE_NOT_1.softmax(dim=0)) / 2
     assert report["test/loss"] == pytest.approx(-mean[labels].log().mean().item(), rel=1e-6)
@@ -114,13 +114,13 @@ def test_an_ensemble_of_two_runs_is_evaluated(trained_run, other_run, tiny_mnist
     checkpoints = [str(run / "checkpoints" / "best.ckpt") for run in (run_a, run_b)]
     assert [member["checkpoint"] for member in report["members"]] == checkpoints
     for member, metrics in zip(report["members"], (metrics_a, metrics_b), strict=True):
-        assert member["test/acc"] == member["correct"] / 100
+        assert member["test/acc"] == member["test/correct"] / 100
         assert abs(member["test/acc"] - metrics["test/acc"]) < 1e-6
     # The ensemble's answer is the class of the highest mean probability, counted exactly.
     images, labels = load_split(raw_folder(tiny_mnist, "MNIST"), "test")
     answers = by_hand([run_a, run_b], lambda data: images).argmax(dim=1)
     right = int((answers == labels).sum())
-    assert (report["correct"], report["images"]) == (right, 100)
+    assert (report["test/correct"], report["test/images"]) == (right, 100)
     assert report["test/acc"] == right / 100
     assert sum(map(sum, report["confusion_matrix"])) == 100
     assert sum(digit["support"] for digit in report["per_class"].values()) == 100
@@ -181,7 +181,7 @@ def test_a_sweep_folder_is_an_ensemble_of_its_finished_jobs(sweep, tiny_mnist, t
     assert [member["checkpoint"] for member in report["members"]] == [
         str(sweep / job / "checkpoints" / "best.ckpt") for job in ("0", "1")
     ]
-    assert report["test/acc"] == report["correct"] / report["images"]
+    assert report["test/acc"] == report["test/correct"] / report["test/images"]
     assert f"note: skipping job 2 of {sweep}: failed: seed" in result.stderr
 
 

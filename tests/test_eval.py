@@ -19,13 +19,17 @@ def test_eval_tests_the_best_checkpoint_prints_the_table_and_writes_its_files(
     assert result.returncode == 0, result.stderr[-3000:]
 
     report = json.loads((out_dir / "metrics.json").read_text())
-    # The same checkpoint, the same test set; eval counts exactly: correct / total.
-    assert report["test/acc"] == report["correct"] / report["images"]
-    assert abs(report["test/acc"] - metrics["test/acc"]) < 1e-6
+    # The same checkpoint, the same test set, counted the same way: the same exact fraction.
+    assert report["test/acc"] == report["test/correct"] / report["test/images"]
+    assert (report["test/correct"], report["test/images"]) == (
+        metrics["test/correct"],
+        metrics["test/images"],
+    )
+    assert report["test/acc"] == metrics["test/acc"]
     assert abs(report["test/loss"] - metrics["test/loss"]) < 1e-5
     assert report["checkpoint"] == str(run_dir / "checkpoints" / "best.ckpt")
     assert sum(digit["support"] for digit in report["per_class"].values()) == 100
-    assert report["misclassified"] == 100 - report["correct"] > 0
+    assert report["misclassified"] == 100 - report["test/correct"] > 0
 
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"test acc {metrics['test/acc']:.2%}")

@@ -52,6 +52,10 @@ def test_a_run_fits_tests_the_best_checkpoint_and_writes_everything(tiny_cfg, tm
     assert set(record) >= {"test/acc", "test/loss", "val/acc_best", "epochs", "fit_seconds"}
     assert record["overrides"] == ["trainer.max_epochs=2"] and record["epochs"] == 2
     assert record["test/acc"] == metrics["test/acc"] > 0.5  # the tiny digits are learnable
+    # Accuracies are exact fractions of the counts beside them: 100 test and 100 val images.
+    assert record["test/images"] == record["val/images"] == 100
+    assert record["test/acc"] == record["test/correct"] / 100
+    assert record["val/acc_best"] == record["val/correct_best"] / 100
 
     folder = event_folder(tmp_path)
     assert folder.name == "trainer.max_epochs=2"

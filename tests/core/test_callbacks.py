@@ -59,4 +59,4 @@ def test_ctrl_c_during_the_final_test_keeps_the_checkpoints_and_names_the_eval_c
         *command.split()[2:], f"hydra.run.dir={evaluation}", env={"DATA_DIR": str(tiny_mnist)}
     )
     assert tested.returncode == 0, tested.stderr[-3000:]
-    assert json.loads((evaluation / "metrics.json").read_text())["images"] == 100
+    assert json.loads((evaluation / "metrics.json").read_text())["test/images"] == 100
