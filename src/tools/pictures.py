@@ -132,13 +132,16 @@ class Pictures(Callback):
                 pl_module.hparams.classes,
             )
             writer.add_image("val/misclassified", figure_pixels(figure), step, dataformats="HWC")
+        convolutions = modules_of_type(pl_module.network, nn.Conv2d)
         if self.show.feature_maps and self.probes is not None:
-            convolutions = modules_of_type(pl_module.network, nn.Conv2d)
             maps = layer_outputs(pl_module.network, self.probes, convolutions)
             for name, output in maps.items():
                 writer.add_image(f"feature_maps/{name}", maps_grid(output), step)
-        if self.show.filters:
-            name, first = next(iter(modules_of_type(pl_module.network, nn.Conv2d).items()))
+        # A network without convolutions (mlp) has no filters. (Asking for its first one raised
+        # StopIteration, which Lightning's loop took for the end of the data: it skipped the
+        # classifier's end of validation.)
+        if self.show.filters and convolutions:
+            name, first = next(iter(convolutions.items()))
             writer.add_image(f"filters/{name}", filters_grid(first.weight), step)
 
     def on_before_optimizer_step(

@@ -51,3 +51,10 @@ def test_histograms_when_switched_on_and_each_picture_switched_off(tiny_cfg, tmp
     )
     # The pictures leave training alone: the same numbers as the run with the default pictures.
     assert metrics["test/loss"] == trained_run[1]["test/loss"]
+
+
+def test_a_network_without_convolutions_gets_the_pictures_that_need_none(tiny_cfg, tmp_path):
+    metrics = train(tiny_cfg("model=mlp", "trainer.max_epochs=1"), tmp_path)
+    assert metrics["val/acc_best"] == metrics["val/correct_best"] / 100  # validation ended
+    images = read_events(event_folder(tmp_path)).Tags()["images"]
+    assert set(images) == {"val/confusion_matrix", "val/misclassified", "inputs/train_samples"}
