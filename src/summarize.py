@@ -146,7 +146,9 @@ def rank(run: dict[str, Any]) -> tuple:
     """Finished runs best first (the metric, then the test accuracy), then failed ones in the
     order of their folders."""
     if run["status"] == "ok":
-        return (0, -run[OPTIMIZED_METRIC], -run["test/acc"])
+        # A run without validation (trainer.limit_val_batches=0) has no metric: after the others.
+        metric = run[OPTIMIZED_METRIC]
+        return (0, metric is None, -(metric or 0), -run["test/acc"])
     return (1, natural_order(run["run_dir"]))
 
 
@@ -160,7 +162,7 @@ def by_config(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     more than once; empty otherwise."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
-        if run["status"] == "ok":
+        if run["status"] == "ok" and run[OPTIMIZED_METRIC] is not None:
             config = " ".join(o for o in run["overrides"] if not o.startswith("seed=")) or "all"
             groups.setdefault(config, []).append(run)
     if all(len(group) < 2 for group in groups.values()):

@@ -59,6 +59,23 @@ def test_jobs_are_ranked_by_the_metric_and_failures_come_last_with_their_error(t
     assert not (tmp_path / "summary_by_config.csv").exists()  # no configuration repeats
 
 
+def test_a_run_without_validation_comes_after_the_runs_with_a_metric(tmp_path):
+    make_job(tmp_path, 0, ["trainer.limit_val_batches=0"], finished(None, test_acc=0.99))
+    make_job(tmp_path, 1, ["seed=1"], finished(0.9))
+    make_job(tmp_path, 2, ["seed=2"], finished(0.8))
+
+    summarize(tmp_path)
+
+    rows = read_csv(tmp_path / "summary.csv")
+    assert [(row["job"], row["val/acc_best"]) for row in rows] == [
+        ("1", "0.9"),
+        ("2", "0.8"),
+        ("0", ""),
+    ]
+    configs = read_csv(tmp_path / "summary_by_config.csv")
+    assert [(c["overrides"], c["runs"]) for c in configs] == [("all", "2")]
+
+
 def test_repeated_seeds_get_the_mean_and_std_of_each_configuration(tmp_path):
     accuracies = {"model=a": [0.90, 0.94, 0.95], "model=b": [0.97, 0.98, 0.99]}
     job = 0
