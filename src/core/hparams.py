@@ -46,6 +46,8 @@ LEFT_OUT = (
     "trainer.log_every_n_steps",
     "trainer.threads",
     "trainer.channels_last",
+    "trainer.profiler",
+    "trainer.detect_anomaly",
     "data.data_dir",
     "data.classes",
     "data.predict_box",
