@@ -178,8 +178,13 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, logger: Logger | None) -> li
             filename="best",
             monitor=MONITOR,
             mode="max",
-            save_last=True,
             enable_version_counter=False,
+        ),
+        # Lightning's save_last writes last.ckpt only when the best improves; without a monitor a
+        # checkpoint keeps the latest epoch, so last.ckpt is always the last epoch's state, which
+        # resume= continues from.
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints", filename="last", enable_version_counter=False
         ),
         NetworkSummary(),
         EpochResults(),

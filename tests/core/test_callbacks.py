@@ -4,6 +4,8 @@ import subprocess
 import sys
 import time
 
+import torch
+
 from tests.conftest import ROOT, TINY, run_module
 
 
@@ -60,3 +62,16 @@ def test_ctrl_c_during_the_final_test_keeps_the_checkpoints_and_names_the_eval_c
     )
     assert tested.returncode == 0, tested.stderr[-3000:]
     assert json.loads((evaluation / "metrics.json").read_text())["test/images"] == 100
+
+
+def test_last_checkpoint_is_the_last_epoch_even_when_validation_did_not_improve(tiny_cfg, tmp_path):
+    from src.train import train
+
+    # A learning rate of 0 leaves the weights as they are: epoch 2 cannot beat epoch 1.
+    train(tiny_cfg("logger=none", "optimizer.lr=0"), tmp_path)
+    best, last = (
+        torch.load(tmp_path / "checkpoints" / f"{name}.ckpt", weights_only=True)
+        for name in ("best", "last")
+    )
+    assert (best["epoch"], best["global_step"]) == (0, 10)
+    assert (last["epoch"], last["global_step"]) == (1, 20)

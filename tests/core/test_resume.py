@@ -44,7 +44,7 @@ def finished_run(finished_runs):
     return finished_runs("convnet32")
 
 
-@pytest.mark.parametrize("model", ["convnet32"])
+@pytest.mark.parametrize("model", ["convnet32", "resnet_small"])  # resnet: batch norm's buffers
 def test_a_run_interrupted_mid_epoch_and_resumed_ends_as_if_never_stopped(
     finished_runs, model, tiny_mnist, tmp_path
 ):
