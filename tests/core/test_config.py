@@ -7,7 +7,7 @@ from src.core.config import CONF_DIR, validate
 from src.core.errors import UsageError
 from tests.conftest import compose_train
 
-GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
+GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")  # ours
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF_DIR / g).glob("*.yaml"))]
 NEEDS_MORE = {("model", "custom")}  # names no class until the command line does
 
