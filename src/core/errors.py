@@ -102,12 +102,12 @@ def explain_config_error(error: Exception) -> str:
         )
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
         parent = cause.full_key.rpartition(".")[0]
-        settings = ", ".join(str(k) for k in cause.parent_node or {})
+        settings = ", ".join(str(k) for k in cause.parent_node or {} if k != "hydra")
         where = f"of {parent}" if parent else "at the top level"
-        return (
-            f"{cause.full_key} is not a setting: the settings {where} are {settings} "
-            f"(`+{cause.full_key}=...` adds an argument of a class that the YAML leaves out)"
-        )
+        # A plug-in group's YAML need not list every argument of its class: `+` adds one.
+        plug_in = parent in ("model", "data", "optimizer", "scheduler")
+        hint = f" (`+{cause.full_key}=...` adds an argument its class takes)" if plug_in else ""
+        return f"{cause.full_key} is not a setting: the settings {where} are {settings}{hint}"
     if isinstance(cause, ValidationError):
         return (
             f"{cause.full_key}: {message_line(cause)} (`python -m src.{Path(sys.argv[0]).stem} "
