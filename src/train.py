@@ -153,6 +153,7 @@ def train(
         "parameters": count_parameters(model.network),
         "multiply_adds": multiply_adds(model.network, data.image_shape),
         "threads": torch.get_num_threads(),
+        "precision": trainer.precision,
     }
     if trainer.is_global_zero:
         report(trainer, cfg, board, metrics, run_dir, overrides or [])
@@ -223,16 +224,31 @@ def trainer_settings(trainer_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     settings = plain(trainer_cfg)
     for ours in ("threads", "channels_last"):
         settings.pop(ours)
+    if settings["precision"] == "auto":
+        settings["precision"] = fastest_precision(settings["accelerator"])
     if settings["profiler"]:
         settings["profiler"] = PROFILERS[settings["profiler"]](dirpath=run_dir, filename="profile")
     return settings
 
 
+def fastest_precision(accelerator: str) -> str:
+    """trainer.precision=auto: bf16 autocast where the hardware computes bfloat16 natively (a GPU
+    that supports it; a CPU with AVX512-BF16 or AMX), float32 elsewhere, where bf16 is emulated
+    and several times slower (measured on an AVX2-only EPYC: docs/performance.md)."""
+    if accelerator != "cpu" and torch.cuda.is_available():
+        native = torch.cuda.is_bf16_supported()
+    else:
+        native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    precision = "bf16-mixed" if native else "32-true"
+    log.info(f"precision auto: {precision} ({'native' if native else 'no native'} bfloat16 here)")
+    return precision
+
+
 def checkpoint_to_test(trainer: L.Trainer) -> str | None:
     """The best checkpoint, or, when there is none, the weights in memory (the last step's), as
     the console says."""
-    if trainer.checkpoint_callback.best_model_path:
-        return "best"
+    if trainer.checkpoint_callback.best_model_path:  # by path: "best" warns of two checkpoints
+        return trainer.checkpoint_callback.best_model_path
     if trainer.is_global_zero:
         why = "fast_dev_run keeps none" if trainer.fast_dev_run else "no validation ran"
         log.info(

@@ -140,3 +140,19 @@ def test_per_step_training_scalars_are_written_every_log_every_n_steps(tiny_cfg,
     events = read_events(event_folder(tmp_path))
     assert [e.step for e in events.Scalars("train/loss")] == [3, 7, 11, 15, 19]
     assert len(events.Scalars("train/acc_epoch")) == 2
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "expected"),
+    [(False, False, "32-true"), (True, False, "bf16-mixed"), (False, True, "bf16-mixed")],
+)
+def test_precision_auto_takes_bf16_only_where_the_cpu_has_it_natively(
+    tiny_cfg, tmp_path, monkeypatch, avx512_bf16, amx, expected
+):
+    # Emulated bf16 is several times slower than float32 on an AVX2 CPU: auto must not take it.
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    settings = ("logger=none", "trainer.max_epochs=1", "trainer.precision=auto")
+    metrics = train(tiny_cfg(*settings), tmp_path)
+    assert metrics["precision"] == expected
+    assert json.loads((tmp_path / "metrics.json").read_text())["precision"] == expected

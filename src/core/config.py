@@ -25,7 +25,7 @@ from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBas
 from src.core.errors import UsageError, message_line
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64")
+PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64", "auto")
 ACCELERATORS = ("cpu", "gpu", "auto")
 STRATEGIES = ("auto", "ddp")
 PROFILERS = {"simple": SimpleProfiler, "advanced": AdvancedProfiler, "pytorch": PyTorchProfiler}
