@@ -125,10 +125,12 @@ def log_hparams(
         {name: entry[key] for name, key in keys.items()}, {m: metrics[m] for m in METRICS}
     )
     label_columns(experiment, keys, run.varying)
+    # Lightning closed the writer when the test ended; this opens another, which must be closed
+    # too: each left open keeps a thread and a file, which add up over a sweep's jobs.
     writer = logger.experiment._get_file_writer()
     for summary in (experiment, session_start, session_end):
         writer.add_summary(summary)
-    writer.flush()
+    logger.experiment.close()
 
 
 def label_columns(experiment: Summary, keys: dict[str, str], varying: tuple[str, ...]) -> None:

@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard._pytorch_graph import graph
 from torchmetrics.classification import MulticlassConfusionMatrix
 from torchvision.utils import make_grid
 
@@ -46,6 +47,18 @@ warnings.filterwarnings(
 SAMPLES = 64  # training inputs in the grid of samples
 WORST = 20  # misclassified validation digits shown each epoch, the most confidently wrong first
 PROBES = 4  # validation digits (the first ones, the same every epoch) whose feature maps are shown
+# The graph of each network drawn so far in this process, by its settings, layers and input shape.
+_GRAPHS: dict[tuple[str, str, tuple[int, ...]], tuple] = {}
+
+
+def network_graph(network: nn.Module, settings: dict, blank: Tensor) -> tuple:
+    """The network's graph as TensorBoard stores it, traced once per distinct network in a process:
+    torch.jit.trace registers what it traces in torch's global TorchScript unit for good, about
+    1 MB for convnet32, so tracing every job of a long sweep would grow its memory without end."""
+    key = (repr(settings), repr(network), tuple(blank.shape))
+    if key not in _GRAPHS:
+        _GRAPHS[key] = graph(network, blank)
+    return _GRAPHS[key]
 
 
 class Pictures(Callback):
@@ -70,7 +83,9 @@ class Pictures(Callback):
         # draws dropout masks: training goes exactly as it would without the pictures.
         network = pl_module.network.eval()
         if self.show.graph:
-            self.writer(trainer).add_graph(network, blank)
+            self.writer(trainer)._get_file_writer().add_graph(
+                network_graph(network, pl_module.hparams.model, blank)
+            )
         if self.show.layer_table:
             table = markdown_table(LAYER_COLUMNS, layer_rows(network, blank.shape[1:]))
             self.writer(trainer).add_text("model/layers", table)
