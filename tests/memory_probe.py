@@ -1,7 +1,7 @@
 """A Hydra callback that records what a sweep's process holds each time a job starts, so after
 every job before it: one JSON line per job. Added to any sweep from the command line:
 
-python -m src.train -m 'seed=range(1,121)' trainer.limit_train_batches=3 \
+python -m src.train -m 'seed=range(1,121)' trainer.max_epochs=1 trainer.limit_train_batches=3 \
     +hydra.callbacks.probe._target_=tests.memory_probe.MemoryProbe \
     +hydra.callbacks.probe.path=outputs/memory.jsonl
 """
