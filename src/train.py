@@ -136,6 +136,9 @@ def train(
     leave_the_log_file_to_rank_zero(trainer)
     if trainer.is_global_zero:
         log.info(f"settings: {' '.join(overrides or []) or 'the defaults (conf/train.yaml)'}")
+        if cfg.trainer.precision == "auto":
+            native = "native" if trainer.precision == "bf16-mixed" else "no native"
+            log.info(f"precision auto: {trainer.precision} ({native} bfloat16 here)")
 
     start = time.perf_counter()
     trainer.fit(model, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
@@ -239,9 +242,7 @@ def fastest_precision(accelerator: str) -> str:
         native = torch.cuda.is_bf16_supported()
     else:
         native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    precision = "bf16-mixed" if native else "32-true"
-    log.info(f"precision auto: {precision} ({'native' if native else 'no native'} bfloat16 here)")
-    return precision
+    return "bf16-mixed" if native else "32-true"
 
 
 def checkpoint_to_test(trainer: L.Trainer) -> str | None:
