@@ -82,13 +82,14 @@ class Pictures(Callback):
         # In eval mode, so that tracing the network neither updates batch-norm statistics nor
         # draws dropout masks: training goes exactly as it would without the pictures.
         network = pl_module.network.eval()
-        if self.show.graph:
-            self.writer(trainer)._get_file_writer().add_graph(
+        writer = self.writer(trainer)
+        if self.show.graph and isinstance(writer, SummaryWriter):  # fast_dev_run logs nothing
+            writer._get_file_writer().add_graph(
                 network_graph(network, pl_module.hparams.model, blank)
             )
         if self.show.layer_table:
             table = markdown_table(LAYER_COLUMNS, layer_rows(network, blank.shape[1:]))
-            self.writer(trainer).add_text("model/layers", table)
+            writer.add_text("model/layers", table)
         network.train()
 
     def on_train_batch_start(
