@@ -14,10 +14,12 @@ import torch
 from lightning.pytorch.callbacks import (
     Callback,
     EarlyStopping,
+    EMAWeightAveraging,
     ModelCheckpoint,
     TQDMProgressBar,
 )
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
@@ -171,6 +173,17 @@ def handle_stop_signals(handler) -> None:
             signal.signal(signum, handler)
 
 
+class MovingAverage(EMAWeightAveraging):
+    """Lightning's exponential moving average of the weights: swapped in for every validation, so
+    the checkpoints' state_dict holds the average that was validated. Its current weights ride
+    along (`current_model_state`) and are put back only to resume training: the final test, after
+    fit, would otherwise score them in place of the average."""
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+
 def build_callbacks(cfg: DictConfig, run_dir: Path, logger: Logger | None) -> list[Callback]:
     callbacks: list[Callback] = [
         ModelCheckpoint(
@@ -188,7 +201,6 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, logger: Logger | None) -> li
         ),
         NetworkSummary(),
         EpochResults(),
-        SaveOnInterrupt(run_dir),
     ]
     if cfg.progress_bar_refresh > 0:
         callbacks.append(ProgressBar(refresh_rate=cfg.progress_bar_refresh))
@@ -196,4 +208,9 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, logger: Logger | None) -> li
         callbacks.append(Pictures(cfg.pictures))
     if cfg.early_stopping:
         callbacks.append(EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.patience))
+    if cfg.ema_decay is not None:
+        # After Pictures, which draws the validated average before it is swapped out again;
+        # before SaveOnInterrupt, which saves the state after the step, average included.
+        callbacks.append(MovingAverage(decay=cfg.ema_decay))
+    callbacks.append(SaveOnInterrupt(run_dir))
     return callbacks

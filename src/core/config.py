@@ -139,11 +139,17 @@ class PicturesConfig:
 class CallbacksConfig:
     early_stopping: bool
     patience: int
+    ema_decay: float | None
     progress_bar_refresh: int
     pictures: PicturesConfig
 
     def __post_init__(self) -> None:
         require(self.patience >= 1, "callbacks.patience must be >= 1")
+        require(
+            self.ema_decay is None or 0 < self.ema_decay < 1,
+            f"callbacks.ema_decay must be between 0 and 1 (e.g. 0.999) or null, "
+            f"got {self.ema_decay}",
+        )
         require(self.progress_bar_refresh >= 0, "callbacks.progress_bar_refresh must be >= 0")
 
 

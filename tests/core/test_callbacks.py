@@ -75,3 +75,26 @@ def test_last_checkpoint_is_the_last_epoch_even_when_validation_did_not_improve(
     )
     assert (best["epoch"], best["global_step"]) == (0, 10)
     assert (last["epoch"], last["global_step"]) == (1, 20)
+
+
+def test_with_ema_the_average_of_the_weights_is_checkpointed_and_tested(tiny_mnist, tmp_path):
+    run_dir, out_dir = tmp_path / "run", tmp_path / "eval"
+    args = [f"data.data_dir={tiny_mnist}", *TINY, "callbacks.ema_decay=0.5"]
+    trained = run_module("src.train", *args, f"hydra.run.dir={run_dir}")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+
+    best = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    average, current = best["state_dict"], best["current_model_state"]
+    assert average.keys() == current.keys()
+    assert not all(torch.equal(average[name], current[name]) for name in average)
+    # src.eval tests best.ckpt's state_dict: the run's own test scored the same weights.
+    tested = run_module(
+        "src.eval",
+        f"ckpt_path={run_dir}",
+        f"data.data_dir={tiny_mnist}",
+        f"hydra.run.dir={out_dir}",
+    )
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    run_metrics = json.loads((run_dir / "metrics.json").read_text())
+    eval_metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert abs(eval_metrics["test/loss"] - run_metrics["test/loss"]) < 1e-5

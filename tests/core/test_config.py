@@ -67,6 +67,7 @@ def build_everything(*overrides: str) -> None:
         ("trainer.num_nodes=0", "trainer.num_nodes must be >= 1"),
         ("data.elastic_alpha=-1", "data .*: elastic_alpha must be >= 0"),
         ("data.elastic_sigma=0", "data .*: elastic_sigma must be > 0"),
+        ("callbacks.ema_decay=1.0", "callbacks.ema_decay must be between 0 and 1"),
         ("scheduler=onecycle scheduler.pct_start=2", r"scheduler .*OneCycleLR\): Expected float"),
         ("scheduler=step scheduler.interval=week", "scheduler.interval must be one of"),
         ("optimizer=sgd optimizer.nesterov=true", "Nesterov momentum requires a momentum"),

@@ -27,30 +27,34 @@ def finished_runs(tiny_mnist, tmp_path_factory):
     """The uninterrupted run of a network, made once per network."""
     made = {}
 
-    def finished(model: str):
-        if model not in made:
-            run_dir = tmp_path_factory.mktemp("runs") / model
-            args = [f"data.data_dir={tiny_mnist}", *RUN, f"model={model}"]
+    def finished(settings: str):
+        if settings not in made:
+            run_dir = tmp_path_factory.mktemp("runs") / "finished"
+            args = [f"data.data_dir={tiny_mnist}", *RUN, *settings.split()]
             result = run_module("src.train", *args, f"hydra.run.dir={run_dir}")
             assert result.returncode == 0, result.stderr[-3000:]
-            made[model] = run_dir
-        return made[model]
+            made[settings] = run_dir
+        return made[settings]
 
     return finished
 
 
 @pytest.fixture(scope="module")
 def finished_run(finished_runs):
-    return finished_runs("convnet32")
+    return finished_runs("model=convnet32")
 
 
-@pytest.mark.parametrize("model", ["convnet32", "resnet_small"])  # resnet: batch norm's buffers
+@pytest.mark.parametrize(
+    "settings",
+    # resnet: batch norm's buffers; EMA: the average's own state, kept beside the weights
+    ["model=convnet32", "model=resnet_small", "model=resnet_small callbacks.ema_decay=0.9"],
+)
 def test_a_run_interrupted_mid_epoch_and_resumed_ends_as_if_never_stopped(
-    finished_runs, model, tiny_mnist, tmp_path
+    finished_runs, settings, tiny_mnist, tmp_path
 ):
-    finished_run = finished_runs(model)
+    finished_run = finished_runs(settings)
     run_dir = tmp_path / "stopped"
-    args = [f"data.data_dir={tiny_mnist}", *RUN, f"model={model}", f"hydra.run.dir={run_dir}"]
+    args = [f"data.data_dir={tiny_mnist}", *RUN, *settings.split(), f"hydra.run.dir={run_dir}"]
     stopped = run_module("tests.interrupt_at", "14", *args)  # Ctrl-C in the second epoch
 
     assert stopped.returncode == 130, stopped.stderr[-3000:]
