@@ -12,7 +12,10 @@ RUN = [*TINY, "trainer.deterministic=true"]
 
 
 def weights(run_dir, name="last.ckpt"):
-    return torch.load(run_dir / "checkpoints" / name, weights_only=True)["state_dict"]
+    """The checkpoint's weights; with a moving average, the current weights beside it too."""
+    checkpoint = torch.load(run_dir / "checkpoints" / name, weights_only=True)
+    current = checkpoint.get("current_model_state", {})
+    return {**checkpoint["state_dict"], **{f"current/{k}": v for k, v in current.items()}}
 
 
 def scalars(run_dir):
@@ -24,7 +27,7 @@ def scalars(run_dir):
 
 @pytest.fixture(scope="module")
 def finished_runs(tiny_mnist, tmp_path_factory):
-    """The uninterrupted run of a network, made once per network."""
+    """The uninterrupted run of some settings, made once per settings."""
     made = {}
 
     def finished(settings: str):
