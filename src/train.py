@@ -216,6 +216,7 @@ def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
         data.image_shape,
         data.classes,
         channels_last=cfg.trainer.channels_last,
+        label_smoothing=cfg.label_smoothing,
     )
     return data, model
 

@@ -74,6 +74,7 @@ class Classifier(L.LightningModule):
         image_shape: tuple[int, int, int],
         classes: list[str],
         channels_last: bool = False,
+        label_smoothing: float = 0.0,  # older checkpoints have none
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)  # the full run config goes to the logger instead
@@ -101,7 +102,7 @@ class Classifier(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
         logits = self(images)
-        loss = F.cross_entropy(logits, labels)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
         diverged_now = (self.first_bad_step < 0) & ~loss.detach().isfinite()
         step = self.trainer.global_step
         self.first_bad_step.copy_(torch.where(diverged_now, step, self.first_bad_step))
@@ -126,6 +127,7 @@ class Classifier(L.LightningModule):
     def evaluate(self, batch: tuple[Tensor, Tensor], loss_metric, count, stage: str) -> Tensor:
         images, labels = batch
         logits = self(images)
+        # Without label smoothing, so that validation and test losses compare across runs.
         loss_metric.update(F.cross_entropy(logits, labels), weight=len(labels))
         count.update(logits, labels)
         self.log(f"{stage}/loss", loss_metric, prog_bar=True)

@@ -163,9 +163,16 @@ class TrainConfig:
     logger: LoggerConfig
     callbacks: CallbacksConfig
     seed: int
+    label_smoothing: float
     name: str | None
     fail_fast: bool
     resume: str | None
+
+    def __post_init__(self) -> None:
+        require(
+            0 <= self.label_smoothing < 1,
+            f"label_smoothing must be from 0 (none) to below 1, e.g. 0.1, got {self.label_smoothing}",
+        )
 
 
 def require_checkpoint(ckpt_path: Any, command: str) -> None:

@@ -16,13 +16,25 @@ def classifier(*overrides: str) -> Classifier:
     return build_run(compose_train(*overrides))[1]
 
 
-def test_training_step_returns_the_cross_entropy_of_the_batch():
-    model = classifier("model=convnet16")
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_training_step_returns_the_cross_entropy_of_the_batch(smoothing):
+    model = classifier("model=convnet16", f"label_smoothing={smoothing}")
     model.trainer = L.Trainer(logger=False, enable_progress_bar=False, log_every_n_steps=50)
     images, labels = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
     loss = model.training_step((images, labels), 0)
-    expected = torch.nn.functional.cross_entropy(model(images), labels)
+    # With smoothing s the target is 1 - s + s/10 for the right class and s/10 for each other.
+    targets = torch.full((4, 10), smoothing / 10) + torch.eye(10)[labels] * (1 - smoothing)
+    expected = -(targets * model(images).log_softmax(dim=1)).sum(dim=1).mean()
     assert torch.isclose(loss, expected)
+
+
+def test_label_smoothing_leaves_the_validation_loss_plain():
+    model = classifier("model=convnet16", "label_smoothing=0.2")
+    images, labels = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    model.log = lambda *args, **kwargs: None  # no trainer to log to
+    model.validation_step((images, labels), 0)
+    expected = torch.nn.functional.cross_entropy(model(images), labels)
+    assert torch.isclose(model.val_loss.compute(), expected)
 
 
 def test_predict_step_gives_probabilities():
@@ -91,6 +103,12 @@ def test_a_run_folder_or_its_checkpoint_rebuilds_the_trained_model(tiny_cfg, tmp
         model = load_classifier(path)
         assert model.hparams.model["channels"] == [16, 32]
         assert model(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+    # A checkpoint from before label smoothing existed loads as trained without it.
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["hyper_parameters"]["label_smoothing"]
+    torch.save(checkpoint, path)
+    assert load_classifier(path).hparams.label_smoothing == 0.0
 
 
 def test_missing_or_foreign_checkpoints_are_named(tmp_path):

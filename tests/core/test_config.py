@@ -68,6 +68,7 @@ def build_everything(*overrides: str) -> None:
         ("data.elastic_alpha=-1", "data .*: elastic_alpha must be >= 0"),
         ("data.elastic_sigma=0", "data .*: elastic_sigma must be > 0"),
         ("callbacks.ema_decay=1.0", "callbacks.ema_decay must be between 0 and 1"),
+        ("label_smoothing=1.0", "label_smoothing must be from 0 .none. to below 1"),
         ("scheduler=onecycle scheduler.pct_start=2", r"scheduler .*OneCycleLR\): Expected float"),
         ("scheduler=step scheduler.interval=week", "scheduler.interval must be one of"),
         ("optimizer=sgd optimizer.nesterov=true", "Nesterov momentum requires a momentum"),
