@@ -171,7 +171,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         require(
             0 <= self.label_smoothing < 1,
-            f"label_smoothing must be from 0 (none) to below 1, e.g. 0.1, got {self.label_smoothing}",
+            f"label_smoothing must be from 0 (none) to below 1 (e.g. 0.1), got "
+            f"{self.label_smoothing}",
         )
 
 
