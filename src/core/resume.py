@@ -9,6 +9,7 @@ from pathlib import Path
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from src.core.build import KINDS
 from src.core.callbacks import INTERRUPTED
 from src.core.errors import UsageError
 from src.core.hparams import TensorBoardRun
@@ -41,7 +42,7 @@ def resumed_run(cfg: DictConfig, job: DictConfig) -> ResumedRun:
             f"resume= continues a run with the config it saved, so {' '.join(refused)} cannot "
             f"change it; only {', '.join(RESUMABLE)} can. Start a new run for other settings"
         )
-    run_cfg = OmegaConf.load(saved / "config.yaml")
+    run_cfg = with_new_settings(OmegaConf.load(saved / "config.yaml"), cfg)
     for change in changes:
         key = change.split("=")[0]
         OmegaConf.update(run_cfg, key, OmegaConf.select(cfg, key))
@@ -54,6 +55,15 @@ def resumed_run(cfg: DictConfig, job: DictConfig) -> ResumedRun:
         [*run_job.overrides.task, *changes],
         tensorboard_run(folder, run_job),
     )
+
+
+def with_new_settings(run_cfg: DictConfig, current: DictConfig) -> DictConfig:
+    """The saved config, with the settings added to the project since the run was saved at their
+    defaults, which keep what it did (label_smoothing 0.0, no moving average): so a run saved by
+    an older version resumes. The plug-in groups stay the run's own: their keys are the arguments
+    of the classes they name."""
+    fixed = {key: value for key, value in current.items() if key not in KINDS}  # not plug-ins
+    return OmegaConf.merge(fixed, run_cfg)
 
 
 def require_run_folder(resume: str) -> Path:

@@ -3,6 +3,7 @@ import shutil
 
 import pytest
 import torch
+import yaml
 
 from tests.conftest import TINY, run_module
 from tests.test_train import read_events
@@ -87,6 +88,20 @@ def test_resume_can_train_longer_and_keeps_that_for_the_next_resume(finished_run
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 3
     assert "max_epochs: 3" in (run_dir / ".hydra" / "config.yaml").read_text()
     assert not any(p.name.startswith("2") for p in (run_dir.parent).iterdir())  # no new folder
+
+
+def test_a_run_saved_before_newer_settings_existed_resumes_with_their_defaults(
+    finished_run, tmp_path
+):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    saved = run_dir / ".hydra" / "config.yaml"
+    config = yaml.safe_load(saved.read_text())
+    del config["label_smoothing"], config["callbacks"]["ema_decay"]
+    saved.write_text(yaml.safe_dump(config))
+    result = run_module("src.train", f"resume={run_dir}", "trainer.max_epochs=3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 3
 
 
 def test_resume_refuses_to_change_the_run(finished_run):
