@@ -22,7 +22,7 @@ class ConvNet(nn.Sequential):
         channels: list[int],
         convs_per_block: int,
         kernel_size: int,
-        padding: int,
+        padding: int | None,
         hidden: int | None,
         batch_norm: bool,
         dropout: float,
@@ -30,6 +30,8 @@ class ConvNet(nn.Sequential):
         num_classes: int,
     ) -> None:
         check_settings(channels, convs_per_block, kernel_size, padding, hidden, dropout)
+        if padding is None:  # half the kernel keeps the image size, whatever the kernel (odd)
+            padding = kernel_size // 2
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         in_channels = image_shape[0]
         for block, out_channels in enumerate(channels, start=1):
@@ -62,7 +64,7 @@ def check_settings(
     channels: list[int],
     convs_per_block: int,
     kernel_size: int,
-    padding: int,
+    padding: int | None,
     hidden: int | None,
     dropout: float,
 ) -> None:
@@ -70,8 +72,10 @@ def check_settings(
         raise ValueError(f"channels must be one or more widths, all >= 1, got {channels}")
     if convs_per_block < 1:
         raise ValueError(f"convs_per_block must be >= 1, got {convs_per_block}")
-    if kernel_size < 1 or padding < 0:
-        raise ValueError(f"kernel_size must be >= 1 and padding >= 0, got {kernel_size}, {padding}")
+    if kernel_size < 1 or (padding is not None and padding < 0):
+        raise ValueError(
+            f"kernel_size must be >= 1 and padding >= 0 or null, got {kernel_size}, {padding}"
+        )
     if hidden is not None and hidden < 1:
         raise ValueError(f"hidden must be >= 1 or null, got {hidden}")
     if not 0 <= dropout < 1:

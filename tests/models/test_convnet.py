@@ -44,6 +44,16 @@ def test_every_model_maps_a_batch_of_images_to_one_logit_per_class(model):
     assert network_for(model, (1, 28, 28), 26)(torch.zeros(2, 1, 28, 28)).shape == (2, 26)
 
 
+@pytest.mark.parametrize("kernel_size", [3, 5, 7])
+def test_null_padding_keeps_the_image_size_for_any_odd_kernel(kernel_size):
+    network = build_network(
+        compose_train("model=vgg_small", f"model.kernel_size={kernel_size}").model, (1, 28, 28), 10
+    )
+    convs = [layer for layer in network if isinstance(layer, nn.Conv2d)]
+    assert {conv.padding for conv in convs} == {(kernel_size // 2, kernel_size // 2)}
+    assert convs[0](torch.zeros(1, 1, 28, 28)).shape[-2:] == (28, 28)
+
+
 def test_multiply_adds_are_counted_per_image_by_hand_for_the_single_conv_network():
     # conv: 16 filters x 3x3 weights x 26x26 outputs; fc: 2704 x 10
     assert multiply_adds(network_for("convnet_single"), (1, 28, 28)) == 16 * 9 * 26 * 26 + 27_040
