@@ -1,10 +1,12 @@
 """Every recipe in conf/experiment composes and runs a tiny fit/test on the tiny data."""
 
 import pytest
+from omegaconf import OmegaConf
 
+from src.core.checkpoints import load_classifier
 from src.core.config import CONF_DIR
 from src.train import train
-from tests.conftest import compose_train
+from tests.conftest import TINY, compose_train, train_here
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
@@ -42,3 +44,18 @@ def test_seed_reproductions_are_as_the_notes_wrote_them():
     four = compose_train("experiment=single_conv_adam")
     assert (four.model.channels, four.model.hidden, four.data.normalize) == ([16], None, "none")
     assert four.trainer.max_epochs == 10
+
+
+def test_the_ensemble_sweep_trains_each_pairing_of_its_two_settings(tiny_mnist, tmp_path):
+    sweep = tmp_path / "sweep"
+    train_here(
+        "-m", "experiment=ensemble", f"hydra.sweep.dir={sweep}", f"data.data_dir={tiny_mnist}",
+        *TINY, "trainer.max_epochs=1", "trainer.limit_train_batches=1", "logger=none",
+    )  # fmt: skip
+    members = set()
+    for job in sorted(sweep.glob("[0-9]")):
+        cfg = OmegaConf.load(job / ".hydra" / "config.yaml")
+        conv = load_classifier(job).network.conv1_1
+        assert conv.kernel_size[0] == cfg.model.kernel_size  # padding null fits any kernel
+        members.add((cfg.label_smoothing, cfg.model.kernel_size, cfg.trainer.max_epochs))
+    assert members == {(0, 3, 1), (0, 5, 1), (0.1, 3, 1), (0.1, 5, 1)}
