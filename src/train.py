@@ -33,7 +33,12 @@ from src.core.distributed import (
     processes_of_this_job,
     wait_for_launched_processes,
 )
-from src.core.errors import UsageError, exit_on_config_error, exit_on_usage_error, show_traceback
+from src.core.errors import (
+    USER_ERRORS,
+    exit_on_config_error,
+    exit_on_usage_error,
+    show_traceback,
+)
 from src.core.hparams import TensorBoardRun, log_hparams
 from src.core.resume import resumed_run
 from src.core.sweeps import (
@@ -93,7 +98,7 @@ def sweep_job(
     except Exception as error:
         failure = {"status": "failed", "error": first_line(error)}
         write_metrics(run_dir, failure, overrides, cfg.name)
-        a_bug = not isinstance(error, UsageError)
+        a_bug = not isinstance(error, USER_ERRORS)
         log.error(
             f"job {run.job.num} failed: {failure['error']}", exc_info=a_bug or show_traceback()
         )

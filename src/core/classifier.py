@@ -226,13 +226,16 @@ def build_scheduler(
     interval = settings.get("interval", "step")
     if interval not in INTERVALS:
         raise UsageError(f"scheduler.interval must be one of {list(INTERVALS)}, got '{interval}'")
-    run_length = {
-        name: int(length[interval])
-        for name in RUN_LENGTH
-        if name not in settings and takes("scheduler", settings, name)
-    }
+    run_length = {name: int(length[interval]) for name in sized_by_the_run(settings)}
     scheduler = build("scheduler", settings, optimizer, own_keys=("interval",), **run_length)
     return {"scheduler": scheduler, "interval": interval}
+
+
+def sized_by_the_run(settings: dict[str, Any]) -> list[str]:
+    """The schedule's length arguments that the run's length fills (those the config leaves out)."""
+    return [
+        name for name in RUN_LENGTH if name not in settings and takes("scheduler", settings, name)
+    ]
 
 
 def check_optimization(optimizer: dict[str, Any], scheduler: dict[str, Any]) -> None:

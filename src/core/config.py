@@ -96,6 +96,14 @@ class TrainerConfig:
         require(self.threads is None or self.threads >= 1, "trainer.threads must be >= 1")
         for name in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
             require_batches(name, getattr(self, name))
+        require(
+            self.limit_test_batches > 0,
+            "trainer.limit_test_batches must be > 0: a run ends by testing its best checkpoint",
+        )
+        for name in ("log_every_n_steps", "check_val_every_n_epoch"):
+            require(
+                getattr(self, name) >= 1, f"trainer.{name} must be >= 1, got {getattr(self, name)}"
+            )
         require_batches("overfit_batches", self.overfit_batches)
         require(
             isinstance(self.fast_dev_run, int) and self.fast_dev_run >= 0,

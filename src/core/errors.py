@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from hydra.experimental.callback import Callback
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 from omegaconf.errors import (
     ConfigAttributeError,
@@ -29,6 +30,11 @@ class UsageError(Exception):
     """Something the user can fix: the message names the problem and the fix."""
 
 
+# Lightning's own word for a setting it cannot work with (e.g. a batch limit that leaves no
+# batch); its messages name the fix too.
+USER_ERRORS = (UsageError, MisconfigurationException)
+
+
 def show_traceback() -> bool:
     return os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("DEBUG") == "1"
 
@@ -40,7 +46,7 @@ def exit_on_usage_error(entry_point: Callable[..., T]) -> Callable[..., T]:
     def wrapper(*args, **kwargs):
         try:
             return entry_point(*args, **kwargs)
-        except UsageError as error:
+        except USER_ERRORS as error:
             if show_traceback():
                 raise
             print(f"error: {error}", file=sys.stderr)

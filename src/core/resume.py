@@ -11,6 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.core.build import KINDS
 from src.core.callbacks import INTERRUPTED
+from src.core.classifier import sized_by_the_run
+from src.core.config import validate
 from src.core.errors import UsageError
 from src.core.hparams import TensorBoardRun
 from src.core.sweeps import claimed_tensorboard_run, fit_folder_name, sweep_job_name, varying_keys
@@ -42,10 +44,13 @@ def resumed_run(cfg: DictConfig, job: DictConfig) -> ResumedRun:
             f"resume= continues a run with the config it saved, so {' '.join(refused)} cannot "
             f"change it; only {', '.join(RESUMABLE)} can. Start a new run for other settings"
         )
-    run_cfg = with_new_settings(OmegaConf.load(saved / "config.yaml"), cfg)
+    saved_cfg = OmegaConf.load(saved / "config.yaml")
+    run_cfg = with_new_settings(saved_cfg, cfg)
     for change in changes:
-        key = change.split("=")[0]
+        key = change.lstrip("+~").split("=")[0]
         OmegaConf.update(run_cfg, key, OmegaConf.select(cfg, key))
+    validate(run_cfg)  # before saving: a bad value must not stay in the run's config
+    require_schedule_fits(run_cfg, saved_cfg)
     if changes:  # a later resume= goes on with them (a raised trainer.max_epochs above all)
         OmegaConf.save(run_cfg, saved / "config.yaml")
     run_job = OmegaConf.load(saved / "hydra.yaml").hydra
@@ -55,6 +60,20 @@ def resumed_run(cfg: DictConfig, job: DictConfig) -> ResumedRun:
         [*run_job.overrides.task, *changes],
         tensorboard_run(folder, run_job),
     )
+
+
+def require_schedule_fits(run_cfg: DictConfig, saved_cfg: DictConfig) -> None:
+    """A schedule sized by the run's length (onecycle, cosine) ends with the epochs it was made
+    for: its saved state would run past its end, so the run cannot be made longer or shorter."""
+    epochs, saved_epochs = run_cfg.trainer.max_epochs, saved_cfg.trainer.max_epochs
+    scheduler = OmegaConf.to_container(run_cfg.scheduler) if run_cfg.scheduler else {}
+    if epochs != saved_epochs and scheduler and sized_by_the_run(scheduler):
+        raise UsageError(
+            f"resume= cannot change trainer.max_epochs from {saved_epochs} to {epochs}: the "
+            f"run's schedule ({scheduler['_target_'].rsplit('.', 1)[-1]}) was sized for "
+            f"{saved_epochs} epoch(s) and ends there. Start a new run with "
+            f"trainer.max_epochs={epochs}"
+        )
 
 
 def with_new_settings(run_cfg: DictConfig, current: DictConfig) -> DictConfig:

@@ -17,7 +17,7 @@ from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from src.core.errors import UsageError
+from src.core.errors import USER_ERRORS, message_line
 
 OPTIMIZED_METRIC = "val/acc_best"  # what a job returns to the sweeper (Optuna maximises it)
 MAX_RUN_NAME = 200  # bytes; a folder name can hold 255
@@ -133,11 +133,10 @@ def job_folders(sweep: Path) -> list[Path]:
 def first_line(error: BaseException) -> str:
     """The error as one line for a summary table: a usage error's message, or the exception's
     type and the first line of its message."""
-    lines = str(error).strip().splitlines()
-    message = lines[0] if lines else ""
-    if isinstance(error, UsageError):
+    message = message_line(error)  # the type's name when the message is empty
+    if isinstance(error, USER_ERRORS) or not str(error).strip():
         return message
-    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+    return f"{type(error).__name__}: {message}"
 
 
 def write_metrics(run_dir: Path, metrics: dict, overrides: list[str], name: str | None) -> None:

@@ -84,6 +84,9 @@ def build_everything(*overrides: str) -> None:
         ("trainer.overfit_batches=1.5", "trainer.overfit_batches must be a fraction from 0.0"),
         ("trainer.limit_val_batches=-1", "trainer.limit_val_batches must be a fraction from"),
         ("trainer.detect_anomaly=maybe", "trainer.detect_anomaly: Value 'maybe' is not a valid"),
+        ("trainer.limit_test_batches=0", "trainer.limit_test_batches must be > 0: a run ends by"),
+        ("trainer.log_every_n_steps=0", "trainer.log_every_n_steps must be >= 1, got 0"),
+        ("trainer.check_val_every_n_epoch=0", "trainer.check_val_every_n_epoch must be >= 1"),
     ],
 )
 def test_out_of_range_values_and_wrong_types_are_refused_with_the_fix(override, message):

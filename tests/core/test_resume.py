@@ -114,6 +114,28 @@ def test_resume_refuses_to_change_the_run(finished_run):
     )
 
 
+def test_resume_refuses_to_stretch_a_schedule_sized_by_the_run(finished_runs, tmp_path):
+    run_dir = copy_run(finished_runs("scheduler=onecycle"), tmp_path)
+    saved = (run_dir / ".hydra" / "config.yaml").read_text()
+    result = run_module("src.train", f"resume={run_dir}", "trainer.max_epochs=3")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: resume= cannot change trainer.max_epochs from 2 to 3: the run's schedule "
+        "(OneCycleLR) was sized for 2 epoch(s) and ends there. Start a new run with "
+        "trainer.max_epochs=3"
+    )
+    assert (run_dir / ".hydra" / "config.yaml").read_text() == saved
+
+
+def test_a_bad_value_given_to_resume_is_not_saved_in_the_run(finished_run, tmp_path):
+    run_dir = copy_run(finished_run, tmp_path)
+    result = run_module("src.train", f"resume={run_dir}", "trainer.max_epochs=0")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: trainer.max_epochs must be >= 1, got 0"
+    assert "max_epochs: 2" in (run_dir / ".hydra" / "config.yaml").read_text()
+    assert run_module("src.train", f"resume={run_dir}").returncode == 0
+
+
 def copy_run(finished_run, tmp_path, *, without=()):
     run_dir = tmp_path / "copy"
     shutil.copytree(finished_run, run_dir)
