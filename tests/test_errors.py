@@ -47,6 +47,9 @@ def assert_one_error_line(result, message):
         ("optimizer.lr=-1", "error: optimizer (torch.optim.adam.Adam): Invalid learning rate: -1"),
         ("data.batch_size=0", "error: data (src.data.idx.IDXDataModule): batch_size must be >= 1"),
         ("trainer.max_epochs=0", "error: trainer.max_epochs must be >= 1, got 0"),
+        ("trainer.limit_test_batches=0", "error: trainer.limit_test_batches must be > 0"),
+        # Lightning's own check, passed on as one line
+        ("trainer.limit_val_batches=0.001", "error: You requested to check 0.001 of the `val_"),
         (
             "model.dropout=1.0",
             "error: model (src.models.convnet.ConvNet): dropout must be in [0, 1)",
