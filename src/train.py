@@ -21,9 +21,9 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from src.core.build import build
+from src.core.build import build, settings_of
 from src.core.callbacks import Interrupted, build_callbacks
 from src.core.checkpoints import require_fitting_weights
 from src.core.classifier import Classifier, Tally
@@ -214,10 +214,10 @@ def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
     of the plug-in groups (model, data, optimizer, scheduler)."""
     data = build("data", cfg.data, seed=cfg.seed)
     model = Classifier(
-        plain(cfg.model),
-        plain(cfg.optimizer),
-        plain(cfg.scheduler),
-        plain(cfg.data),
+        settings_of(cfg.model),
+        settings_of(cfg.optimizer),
+        settings_of(cfg.scheduler),
+        settings_of(cfg.data),
         data.image_shape,
         data.classes,
         channels_last=cfg.trainer.channels_last,
@@ -230,7 +230,7 @@ def trainer_settings(trainer_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """The trainer group as Lightning Trainer arguments: without the settings that are not, and
     with the profiler writing its report into the run folder (Lightning's own choice would be
     the logger's folder, in a sweep the sweep's tensorboard/)."""
-    settings = plain(trainer_cfg)
+    settings = settings_of(trainer_cfg)
     for ours in ("threads", "channels_last"):
         settings.pop(ours)
     if settings["precision"] == "auto":
@@ -270,10 +270,6 @@ def display_path(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-def plain(node: DictConfig) -> dict[str, Any]:
-    return OmegaConf.to_container(node, resolve=True)
 
 
 def build_logger(name: str, run_dir: Path, board: TensorBoardRun) -> Logger | None:

@@ -69,6 +69,12 @@ def assert_one_error_line(result, message):
             "so it is not built",
         ),
         (
+            "scheduler._target_=torch.optim.lr_scheduler.ExponentialLR",  # scheduler=none
+            "error: scheduler._target_ is not a setting: this scheduler option has none; choose "
+            "another (scheduler=<option>, listed by --help), or name a class of your own: "
+            "+scheduler._target_=<class> +scheduler._partial_=true",
+        ),
+        (
             "scheduler=step scheduler.interval=week",
             "error: scheduler.interval must be one of ['step', 'epoch'], got 'week'",
         ),

@@ -3,6 +3,7 @@ evaluated and predicted with from the command line alone, its argument an overri
 
 import json
 
+import pytest
 from PIL import Image
 
 from src.data.idx import load_split, raw_folder
@@ -50,3 +51,33 @@ def test_a_missing_argument_of_the_users_network_is_named(tiny_mnist, tmp_path):
         "error: model.width is missing: tests.own_networks.tiny_net.TinyNet needs it "
         "(+model.width=... on the command line adds it)"
     )
+
+
+@pytest.mark.parametrize(
+    ("network", "message"),
+    [
+        (
+            "SevenOutputs",
+            "returns a tensor of shape (1, 7) for one 1x28x28 image: its forward must return "
+            "logits of shape (batch, 10), one per class",
+        ),
+        (
+            "OtherImages",
+            "fails on one 1x28x28 image (RuntimeError: mat1 and mat2 shapes cannot be multiplied "
+            "(1x784 and 100x10)): its forward must take a batch of the data set's images",
+        ),
+    ],
+)
+def test_a_network_that_does_not_fit_the_data_set_is_named_before_training(
+    network, message, tiny_mnist, tmp_path
+):
+    result = run_module(
+        "src.train", f"data.data_dir={tiny_mnist}", *TINY, "model=custom",
+        f"model._target_=tests.own_networks.wrong_nets.{network}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: model (tests.own_networks.wrong_nets.{network}) {message}"
+    )
+    assert not (tmp_path / "run" / "tensorboard").exists()

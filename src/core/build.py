@@ -132,6 +132,12 @@ def build(
     shape, the run's number of steps)."""
     settings = {k: v for k, v in settings_of(node).items() if k not in own_keys}
     target = target_class(group, settings)
+    if args and not settings.get("_partial_"):
+        first = next(iter(inspect.signature(target).parameters))
+        raise UsageError(
+            f"{group}._partial_ must be true: the program gives {qualified(target)} its first "
+            f"argument ({first}); add `_partial_: true` to the YAML (+{group}._partial_=true)"
+        )
     check_arguments(group, target, settings, list(given_by_the_run))
     options = {"_recursive_": False, "_convert_": "all"}
     try:

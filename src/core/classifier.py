@@ -17,10 +17,10 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.functional.classification import multiclass_accuracy
 
 from src.core.build import build, takes
-from src.core.errors import UsageError
+from src.core.errors import UsageError, message_line
 
 # The arguments of a schedule that give the run's length (in its intervals: steps or epochs).
-RUN_LENGTH = ("total_steps", "T_max")
+RUN_LENGTH = ("total_steps", "T_max", "total_iters")
 INTERVALS = ("step", "epoch")
 
 
@@ -213,9 +213,33 @@ def build_network(settings: dict[str, Any], image_shape, num_classes: int) -> to
     """The model group's network, given the data set's image shape and number of classes if it
     takes them (a network of the user's own may not)."""
     from_data = {"image_shape": tuple(image_shape), "num_classes": num_classes}
-    return build(
+    network = build(
         "model", settings, **{k: v for k, v in from_data.items() if takes("model", settings, k)}
     )
+    require_logits(network, settings["_target_"], tuple(image_shape), num_classes)
+    return network
+
+
+def require_logits(network: torch.nn.Module, target: str, image_shape, num_classes: int) -> None:
+    """One blank image through the network, so that a network of the user's own that returns
+    the wrong shape is named now, not by a traceback from the loss in the middle of fit."""
+    size = "x".join(map(str, image_shape))
+    mode = network.training
+    try:
+        with torch.no_grad():
+            shape = tuple(network.eval()(torch.zeros(1, *image_shape)).shape)
+    except Exception as error:
+        raise UsageError(
+            f"model ({target}) fails on one {size} image ({type(error).__name__}: "
+            f"{message_line(error)}): its forward must take a batch of the data set's images"
+        ) from None
+    finally:
+        network.train(mode)
+    if shape != (1, num_classes):
+        raise UsageError(
+            f"model ({target}) returns a tensor of shape {shape} for one {size} image: its "
+            f"forward must return logits of shape (batch, {num_classes}), one per class"
+        )
 
 
 def build_scheduler(

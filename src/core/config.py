@@ -22,6 +22,7 @@ from lightning.pytorch.profilers import AdvancedProfiler, PyTorchProfiler, Simpl
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
+from src.core.build import KINDS
 from src.core.errors import UsageError, message_line
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -177,6 +178,14 @@ class TrainConfig:
     resume: str | None
 
     def __post_init__(self) -> None:
+        for group in KINDS:
+            chosen = getattr(self, group)
+            require(
+                chosen is None or isinstance(chosen, dict),
+                f"{group} is {chosen!r} where the {group} group's settings belong: a recipe "
+                f"chooses an option with `defaults: [override /{group}: {chosen}]` "
+                "(as conf/experiment/best.yaml does)",
+            )
         require(
             0 <= self.label_smoothing < 1,
             f"label_smoothing must be from 0 (none) to below 1 (e.g. 0.1), got "

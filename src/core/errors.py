@@ -112,6 +112,12 @@ def explain_config_error(error: Exception) -> str:
         where = f"of {parent}" if parent else "at the top level"
         # A plug-in group's YAML need not list every argument of its class: `+` adds one.
         plug_in = parent in ("model", "data", "optimizer", "scheduler")
+        if plug_in and not settings:  # scheduler=none: no class to give arguments to
+            return (
+                f"{cause.full_key} is not a setting: this {parent} option has none; choose "
+                f"another ({parent}=<option>, listed by --help), or name a class of your own: "
+                f"+{parent}._target_=<class> +{parent}._partial_=true"
+            )
         hint = f" (`+{cause.full_key}=...` adds an argument its class takes)" if plug_in else ""
         return f"{cause.full_key} is not a setting: the settings {where} are {settings}{hint}"
     if isinstance(cause, ValidationError):

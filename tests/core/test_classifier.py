@@ -83,6 +83,18 @@ def test_each_schedule_gets_the_runs_length_in_its_interval(option, kind, interv
         assert entry["scheduler"].T_max == 420
 
 
+def test_a_schedule_named_on_the_command_line_runs_over_the_whole_run():
+    # LinearLR's own default would end its decay after 5 steps
+    model = classifier(
+        "+scheduler._target_=torch.optim.lr_scheduler.LinearLR",
+        "+scheduler._partial_=true",
+        "+scheduler.interval=step",
+        "+scheduler.end_factor=0.01",
+    )
+    model.trainer = SimpleNamespace(estimated_stepping_batches=420, max_epochs=7)
+    assert model.configure_optimizers()["lr_scheduler"]["scheduler"].total_iters == 420
+
+
 def test_no_schedule_leaves_the_optimizer_alone():
     assert isinstance(classifier("scheduler=none").configure_optimizers(), torch.optim.Adam)
 

@@ -1,5 +1,6 @@
 import pytest
 from hydra.errors import ConfigCompositionException
+from omegaconf import open_dict
 from omegaconf.errors import ConfigAttributeError
 
 from src.core.classifier import Classifier
@@ -85,6 +86,11 @@ def build_everything(*overrides: str) -> None:
         ("trainer.limit_val_batches=-1", "trainer.limit_val_batches must be a fraction from"),
         ("trainer.detect_anomaly=maybe", "trainer.detect_anomaly: Value 'maybe' is not a valid"),
         ("trainer.limit_test_batches=0", "trainer.limit_test_batches must be > 0: a run ends by"),
+        (
+            "~optimizer._partial_",
+            r"optimizer._partial_ must be true: the program gives torch.optim.adam.Adam its first "
+            r"argument \(params\); add `_partial_: true` to the YAML",
+        ),
         ("trainer.log_every_n_steps=0", "trainer.log_every_n_steps must be >= 1, got 0"),
         ("trainer.check_val_every_n_epoch=0", "trainer.check_val_every_n_epoch must be >= 1"),
     ],
@@ -92,6 +98,18 @@ def build_everything(*overrides: str) -> None:
 def test_out_of_range_values_and_wrong_types_are_refused_with_the_fix(override, message):
     with pytest.raises(UsageError, match=message):
         build_everything(*override.split())
+
+
+def test_a_recipe_that_sets_a_group_to_an_option_is_told_how_to_choose_it():
+    cfg = compose_train()
+    with open_dict(cfg):
+        cfg.model = "twoconv"  # what `model: twoconv` in an experiment YAML makes
+    with pytest.raises(UsageError) as refused:
+        validate(cfg)
+    assert str(refused.value) == (
+        "model is 'twoconv' where the model group's settings belong: a recipe chooses an option "
+        "with `defaults: [override /model: twoconv]` (as conf/experiment/best.yaml does)"
+    )
 
 
 @pytest.mark.parametrize(
