@@ -180,7 +180,9 @@ def conforms(value: Any, hint: Any) -> bool:
     if hint is Any:
         return True
     if origin in (typing.Union, types.UnionType):
-        return any(conforms(value, a) for a in args)
+        # `float | Tensor` (Adam's lr): from a config, only the members a config can write
+        writable = [a for a in args if writable_in_yaml(a)]
+        return any(conforms(value, a) for a in writable or args)
     if hint is type(None):
         return value is None
     if hint is bool:
@@ -200,6 +202,16 @@ def conforms(value: Any, hint: Any) -> bool:
             return len(value) == len(args) and all(map(conforms, value, args))
         return not args or all(conforms(v, args[0]) for v in value)
     return True
+
+
+def writable_in_yaml(hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    return hint in (bool, int, float, str, type(None)) or origin in (
+        typing.Literal,
+        list,
+        tuple,
+        Sequence,
+    )
 
 
 def type_name(hint: Any) -> str:

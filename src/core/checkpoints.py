@@ -4,13 +4,14 @@ which refuses anything but a class of the expected kind."""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from src.core.classifier import Classifier
-from src.core.errors import UsageError
+from src.core.errors import UsageError, message_line
 
 
 def find_checkpoint(path: str | Path) -> Path:
@@ -54,6 +55,8 @@ def load_classifier(path: str | Path, map_location: str = "cpu") -> Classifier:
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint's content, loaded weights-only: a file that would run code when loaded (a
     pickle with its own instructions) is refused, not executed."""
+    if not zipfile.is_zipfile(path):  # torch.save's format; torch's own reason would be cryptic
+        raise not_a_checkpoint(path, ValueError("not a PyTorch file: truncated or corrupt"))
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
@@ -77,7 +80,7 @@ def weights_do_not_fit(error: Exception) -> bool:
 
 
 def not_a_checkpoint(path: Path, error: Exception) -> UsageError:
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    reason = message_line(error)
     if "Weights only load failed" in reason:  # torch's message goes on for a page
         reason = "it holds Python objects beyond tensors and plain values, which are not loaded"
     return UsageError(
@@ -91,7 +94,7 @@ def another_network(path: Path, error: Exception) -> UsageError:
     details = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
     return UsageError(
         f"{path} holds the weights of another network than its run's model config "
-        f"({details[0] if details else str(error).splitlines()[0]}): pass a checkpoint together "
+        f"({details[0] if details else message_line(error)}): pass a checkpoint together "
         "with the config it was trained with (its own run folder)"
     )
 

@@ -187,6 +187,10 @@ class TrainConfig:
                 "(as conf/experiment/best.yaml does)",
             )
         require(
+            0 <= self.seed < 2**32,
+            f"seed must be from 0 to 2**32 - 1 (numpy's range), got {self.seed}",
+        )
+        require(
             0 <= self.label_smoothing < 1,
             f"label_smoothing must be from 0 (none) to below 1 (e.g. 0.1), got "
             f"{self.label_smoothing}",

@@ -86,6 +86,8 @@ def build_everything(*overrides: str) -> None:
         ("trainer.limit_val_batches=-1", "trainer.limit_val_batches must be a fraction from"),
         ("trainer.detect_anomaly=maybe", "trainer.detect_anomaly: Value 'maybe' is not a valid"),
         ("trainer.limit_test_batches=0", "trainer.limit_test_batches must be > 0: a run ends by"),
+        ("seed=-5", r"seed must be from 0 to 2\*\*32 - 1 \(numpy's range\), got -5"),
+        ("optimizer.lr=abc", r"optimizer.lr='abc' is not of type float \| torch.Tensor"),
         (
             "~optimizer._partial_",
             r"optimizer._partial_ must be true: the program gives torch.optim.adam.Adam its first "

@@ -170,7 +170,9 @@ def test_resume_errors_name_the_problem_and_create_nothing(finished_run, tmp_pat
     (corrupt / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 not really a zip")
     result = run_module("src.train", f"resume={corrupt}")
     assert result.returncode == 2
-    assert "could not be loaded as a checkpoint of this project" in result.stderr
+    assert (
+        "could not be loaded as a checkpoint of this project (not a PyTorch file" in result.stderr
+    )
     assert "Traceback" not in result.stderr
 
 
