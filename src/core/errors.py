@@ -92,9 +92,16 @@ class ConfigComposed(Callback):
     usual report, and the processes a run or sweep starts do not inherit HYDRA_FULL_ERROR."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # `resume=` checks its folder as Hydra resolves the run's folder, next. If that fails,
+        # Hydra must go on raising (its own report would add two lines of noise).
+        try:
+            config.hydra.run.dir  # noqa: B018
+        except OmegaConfBaseException:
+            return
         give_back_hydra_full_error()
 
-    on_multirun_start = on_run_start
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        give_back_hydra_full_error()
 
 
 def explain_config_error(error: Exception) -> str:

@@ -158,7 +158,10 @@ def test_resume_errors_name_the_problem_and_create_nothing(finished_run, tmp_pat
     missing = tmp_path / "nowhere"
     result = run_module("src.train", f"resume={missing}")
     assert result.returncode == 2
-    assert f"error: {missing} is not a run folder" in result.stderr
+    assert result.stderr.strip() == (  # one line: no report of Hydra's before it
+        f"error: {missing} is not a run folder (no .hydra/config.yaml in it): pass the folder a "
+        "training run made, e.g. resume=outputs/runs/<date>/<time>"
+    )
     assert not missing.exists()
 
     no_checkpoint = copy_run(finished_run, tmp_path / "a", without=("last.ckpt", "best.ckpt"))
