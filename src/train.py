@@ -43,11 +43,11 @@ from src.core.hparams import TensorBoardRun, log_hparams
 from src.core.resume import resumed_run
 from src.core.sweeps import (
     OPTIMIZED_METRIC,
-    first_line,
     fit_folder_name,
     sweep_job_name,
     threads_per_job,
     varying_keys,
+    write_failure,
     write_metrics,
 )
 from src.models import count_parameters, multiply_adds
@@ -76,7 +76,11 @@ def main(cfg: DictConfig) -> float | None:
             if run.mode == RunMode.MULTIRUN:
                 return sweep_job(cfg, run, run_dir, overrides)
             board = TensorBoardRun.of(run, fit_folder_name(run.job.override_dirname))
-            return train(cfg, run_dir, overrides, board)[OPTIMIZED_METRIC]
+            try:
+                return train(cfg, run_dir, overrides, board)[OPTIMIZED_METRIC]
+            except Exception as error:
+                write_failure(run_dir, error, overrides, cfg.name)
+                raise
     except Interrupted as stop:
         sys.exit(128 + stop.signum)  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
 
@@ -96,12 +100,9 @@ def sweep_job(
         board = TensorBoardRun.of(run, name, sweep_dir / "tensorboard", varying, run.job.num)
         return train(cfg, run_dir, overrides, board)[OPTIMIZED_METRIC]
     except Exception as error:
-        failure = {"status": "failed", "error": first_line(error)}
-        write_metrics(run_dir, failure, overrides, cfg.name)
+        reason = write_failure(run_dir, error, overrides, cfg.name)
         a_bug = not isinstance(error, USER_ERRORS)
-        log.error(
-            f"job {run.job.num} failed: {failure['error']}", exc_info=a_bug or show_traceback()
-        )
+        log.error(f"job {run.job.num} failed: {reason}", exc_info=a_bug or show_traceback())
         if cfg.fail_fast:
             sys.exit("error: the sweep stops at its first failed job (fail_fast=true)")
         return None

@@ -1,6 +1,7 @@
 """Every mistake a user can make on the command line or with the data: one line `error: ...` that
 names the problem and the fix, exit status 2, no traceback, before any training starts."""
 
+import json
 import shutil
 
 import pytest
@@ -84,6 +85,14 @@ def test_bad_settings_stop_with_one_line_and_exit_status_2(override, message, ti
     result = train(*override.split(), data_dir=tiny_mnist, run_dir=tmp_path / "run")
     assert_one_error_line(result, message)
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_run_refused_after_its_folder_was_made_says_why_in_its_metrics(tiny_mnist, tmp_path):
+    result = train("trainer.max_epochs=0", data_dir=tiny_mnist, run_dir=tmp_path / "run")
+    assert_one_error_line(result, "error: trainer.max_epochs must be >= 1, got 0")
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert record["status"] == "failed"
+    assert record["error"] == "trainer.max_epochs must be >= 1, got 0"  # src.summarize lists it
 
 
 def test_a_gpu_asked_for_on_a_machine_without_one(tmp_path):

@@ -139,6 +139,14 @@ def first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {message}"
 
 
+def write_failure(run_dir: Path, error: Exception, overrides: list[str], name: str | None) -> str:
+    """metrics.json of a run that failed, so that summaries list it with its reason; returns the
+    reason."""
+    reason = first_line(error)
+    write_metrics(run_dir, {"status": "failed", "error": reason}, overrides, name)
+    return reason
+
+
 def write_metrics(run_dir: Path, metrics: dict, overrides: list[str], name: str | None) -> None:
     """metrics.json: the run's status ("ok" unless metrics says "failed"), its metrics or error,
     its label and overrides."""
