@@ -39,7 +39,7 @@ from src.core.errors import (
     exit_on_usage_error,
     show_traceback,
 )
-from src.core.hparams import TensorBoardRun, log_hparams
+from src.core.hparams import TensorBoard, TensorBoardRun, log_hparams
 from src.core.resume import resumed_run
 from src.core.sweeps import (
     OPTIMIZED_METRIC,
@@ -277,7 +277,7 @@ def build_logger(name: str, run_dir: Path, board: TensorBoardRun) -> Logger | No
     if name == "tensorboard":
         board = board.claimed()  # now that the settings built: a job with a bad value gets none
         root = board.root or run_dir / "tensorboard"
-        return TensorBoardLogger(root, name="", version=board.name, default_hp_metric=False)
+        return TensorBoard(root, name="", version=board.name, default_hp_metric=False)
     if name == "csv":
         return CSVLogger(run_dir, name="csv", version="")
     return None

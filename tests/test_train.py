@@ -61,6 +61,19 @@ def test_a_run_fits_tests_the_best_checkpoint_and_writes_everything(tiny_cfg, tm
     assert folder.name == "trainer.max_epochs=2"
     scalars = set(read_events(folder).Tags()["scalars"])
     assert scalars >= SCALARS, SCALARS - scalars
+    assert "epoch" not in scalars  # Lightning's own, which would open TensorBoard's first screen
+
+
+def test_a_single_runs_tensorboard_name_is_what_its_command_line_changes(tiny_mnist, tmp_path):
+    result = run_module(
+        "src.train", f"data.data_dir={tiny_mnist}", *TINY, "experiment=fast",
+        f"hydra.run.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert event_folder(tmp_path).name == (
+        "data.batch_size=32,data.eval_batch_size=50,data.val_size=100,experiment=fast,"
+        "trainer.log_every_n_steps=1,trainer.max_epochs=2"  # not progress_bar_refresh, data_dir
+    )
 
 
 def test_hyperparameters_and_final_metrics_reach_the_hparams_tab(tiny_cfg, tmp_path):

@@ -22,6 +22,15 @@ from torch.utils.tensorboard.summary import hparams
 
 from src.core.sweeps import claim_tensorboard_run
 
+
+class TensorBoard(TensorBoardLogger):
+    """Lightning's TensorBoard logger without the `epoch` scalar it adds to every write: the
+    step axis already counts, and TensorBoard's first screen would open on that chart."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        super().log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
+
+
 # After what the sweep varies, in this order; then every other setting by name.
 FIRST = (
     "model",

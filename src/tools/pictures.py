@@ -99,7 +99,7 @@ class Pictures(Callback):
             # One scale for the whole grid (the smallest input value black, the largest white), so
             # the images keep their brightness relative to each other.
             grid = make_grid(batch[0][:SAMPLES].float().cpu(), nrow=8, normalize=True)
-            self.writer(trainer).add_image("inputs/train_samples", grid, 0)
+            self.writer(trainer).add_image("visuals/train_samples", grid, 0)
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.confusion = MulticlassConfusionMatrix(pl_module.num_classes).to(pl_module.device)
@@ -152,13 +152,13 @@ class Pictures(Callback):
         if self.show.feature_maps and self.probes is not None:
             maps = layer_outputs(pl_module.network, self.probes, convolutions)
             for name, output in maps.items():
-                writer.add_image(f"feature_maps/{name}", maps_grid(output), step)
+                writer.add_image(f"visuals/feature_maps/{name}", maps_grid(output), step)
         # A network without convolutions (mlp) has no filters. (Asking for its first one raised
         # StopIteration, which Lightning's loop took for the end of the data: it skipped the
         # classifier's end of validation.)
         if self.show.filters and convolutions:
             name, first = next(iter(convolutions.items()))
-            writer.add_image(f"filters/{name}", filters_grid(first.weight), step)
+            writer.add_image(f"visuals/filters/{name}", filters_grid(first.weight), step)
 
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer

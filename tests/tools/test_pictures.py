@@ -4,9 +4,9 @@ from tests.test_train import event_folder, read_events
 EVERY_EPOCH = {
     "val/confusion_matrix",
     "val/misclassified",
-    "feature_maps/conv1",
-    "feature_maps/conv2",
-    "filters/conv1",
+    "visuals/feature_maps/conv1",
+    "visuals/feature_maps/conv2",
+    "visuals/filters/conv1",
 }
 NO_PICTURES = [
     f"callbacks.pictures.{name}=false"
@@ -19,13 +19,13 @@ def test_every_default_picture_reaches_the_event_files(trained_run):
     run_dir, metrics = trained_run
     events = read_events(event_folder(run_dir))
     tags = events.Tags()
-    assert set(tags["images"]) == EVERY_EPOCH | {"inputs/train_samples"}
+    assert set(tags["images"]) == EVERY_EPOCH | {"visuals/train_samples"}
     assert tags["graph"]
     assert tags["histograms"] == []  # off by default
     # one picture per validation epoch (2), none from the sanity check
     for tag in EVERY_EPOCH:
         assert len(events.Images(tag)) == metrics["epochs"] == 2, tag
-    assert len(events.Images("inputs/train_samples")) == 1
+    assert len(events.Images("visuals/train_samples")) == 1
 
 
 def test_the_layer_table_lists_every_layer_and_the_parameter_count(trained_run):
@@ -61,4 +61,4 @@ def test_a_network_without_convolutions_gets_the_pictures_that_need_none(tiny_cf
     metrics = train(tiny_cfg("model=mlp", "trainer.max_epochs=1"), tmp_path)
     assert metrics["val/acc_best"] == metrics["val/correct_best"] / 100  # validation ended
     images = read_events(event_folder(tmp_path)).Tags()["images"]
-    assert set(images) == {"val/confusion_matrix", "val/misclassified", "inputs/train_samples"}
+    assert set(images) == {"val/confusion_matrix", "val/misclassified", "visuals/train_samples"}
