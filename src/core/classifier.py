@@ -18,6 +18,7 @@ from torchmetrics.functional.classification import multiclass_accuracy
 
 from src.core.build import build, takes
 from src.core.errors import UsageError, message_line
+from src.models import one_blank_image
 
 # The arguments of a schedule that give the run's length (in its intervals: steps or epochs).
 RUN_LENGTH = ("total_steps", "T_max", "total_iters")
@@ -224,17 +225,13 @@ def require_logits(network: torch.nn.Module, target: str, image_shape, num_class
     """One blank image through the network, so that a network of the user's own that returns
     the wrong shape is named now, not by a traceback from the loss in the middle of fit."""
     size = "x".join(map(str, image_shape))
-    mode = network.training
     try:
-        with torch.no_grad():
-            shape = tuple(network.eval()(torch.zeros(1, *image_shape)).shape)
+        shape = tuple(one_blank_image(network, image_shape).shape)
     except Exception as error:
         raise UsageError(
             f"model ({target}) fails on one {size} image ({type(error).__name__}: "
             f"{message_line(error)}): its forward must take a batch of the data set's images"
         ) from None
-    finally:
-        network.train(mode)
     if shape != (1, num_classes):
         raise UsageError(
             f"model ({target}) returns a tensor of shape {shape} for one {size} image: its "

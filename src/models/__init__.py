@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from src.core.errors import message_line
+
 LAYER_COLUMNS = ["layer", "type", "output", "parameters", "multiply-adds"]
 
 
@@ -18,16 +20,34 @@ def count_parameters(network: nn.Module) -> int:
     return sum(p.numel() for p in network.parameters())
 
 
-def count_one_image(network: nn.Module, image_shape: tuple[int, ...]) -> FlopCounterMode:
-    """torch's FLOP counter after a forward pass of one blank image, in eval mode (no batch-norm
-    update, no dropout draw); the network's mode is put back."""
+def one_blank_image(network: nn.Module, image_shape: tuple[int, ...]) -> torch.Tensor:
+    """The network's output for one blank image: in eval mode (no batch-norm update, no dropout
+    draw) and without gradients; the network's mode is put back."""
     training = network.training
-    network.eval()
+    device = next(network.parameters(), torch.empty(0)).device
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            network(torch.zeros(1, *image_shape, device=next(network.parameters()).device))
+        with torch.no_grad():
+            return network.eval()(torch.zeros(1, *image_shape, device=device))
     finally:
         network.train(training)
+
+
+def flattened_size(features: nn.Module, image_shape: tuple[int, int, int]) -> int:
+    """Features per image after a network's convolutions and pooling, measured rather than
+    written by hand, so that other image sizes work too."""
+    try:
+        return one_blank_image(features, image_shape).shape[1]
+    except RuntimeError as error:  # the image shrank to nothing on the way
+        raise ValueError(
+            f"image_shape {tuple(image_shape)} is too small for these layers "
+            f"({message_line(error)}): use larger images, or fewer layers that shrink them"
+        ) from None
+
+
+def count_one_image(network: nn.Module, image_shape: tuple[int, ...]) -> FlopCounterMode:
+    """torch's FLOP counter after a forward pass of one blank image."""
+    with FlopCounterMode(display=False) as counter:
+        one_blank_image(network, image_shape)
     return counter
 
 

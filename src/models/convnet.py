@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-import torch
 from torch import nn
+
+from src.models import flattened_size
 
 
 class ConvNet(nn.Sequential):
@@ -80,17 +81,3 @@ def check_settings(
         raise ValueError(f"hidden must be >= 1 or null, got {hidden}")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-
-
-def flattened_size(features: nn.Module, image_shape: tuple[int, int, int]) -> int:
-    """Features per image after the conv blocks, found by running one blank image through."""
-    with torch.no_grad():
-        try:
-            return features.eval()(torch.zeros(1, *image_shape)).shape[1]
-        except RuntimeError as error:  # the image shrank to nothing on the way
-            raise ValueError(
-                f"{len(image_shape)}-d images of {image_shape} are too small for these blocks "
-                f"({str(error).splitlines()[0]}): use fewer blocks or more padding"
-            ) from None
-        finally:
-            features.train()

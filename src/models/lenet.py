@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-import torch
 from torch import nn
+
+from src.models import flattened_size
 
 
 class LeNet5(nn.Sequential):
     def __init__(self, *, image_shape: tuple[int, int, int], num_classes: int) -> None:
-        # conv1 keeps the size, pool1 halves it, conv2 takes 4 off, pool2 halves it again.
-        if min(image_shape[1:]) < 10:
-            raise ValueError(f"image_shape height and width must be >= 10, got {image_shape}")
         layers: OrderedDict[str, nn.Module] = OrderedDict(
             [
                 # padding 2 makes a 28x28 digit look like the 32x32 input of the original paper
@@ -29,10 +27,7 @@ class LeNet5(nn.Sequential):
                 ("flatten", nn.Flatten()),
             ]
         )
-        # Measured rather than written as 16 * 5 * 5, so other image sizes work too.
-        with torch.no_grad():
-            features = nn.Sequential(layers)(torch.zeros(1, *image_shape)).shape[1]
-        layers["fc1"] = nn.Linear(features, 120)
+        layers["fc1"] = nn.Linear(flattened_size(nn.Sequential(layers), image_shape), 120)  # 16*5*5
         layers["relu3"] = nn.ReLU(inplace=True)
         layers["fc2"] = nn.Linear(120, 84)
         layers["relu4"] = nn.ReLU(inplace=True)

@@ -1,35 +1,13 @@
+"""ConvNet (the seed networks and vgg_small): its layers, padding, counts and checks."""
+
 import pytest
 import torch
 from torch import nn
 
-from src.core.classifier import build_network
-from src.core.config import CONF_DIR
 from src.models import count_parameters, layer_rows, multiply_adds
 from src.models.convnet import ConvNet
 from tests.conftest import compose_train
-
-MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if p.stem != "custom")
-
-
-def network_for(model: str, image_shape=(1, 28, 28), classes: int = 10) -> nn.Module:
-    return build_network(compose_train(f"model={model}").model, image_shape, classes)
-
-
-@pytest.mark.parametrize(
-    ("model", "parameters"),
-    [
-        ("convnet32", 421_642),
-        ("convnet16", 206_922),
-        ("convnet_single", 27_210),
-        ("lenet5", 61_706),
-        ("convnet64", 1_682_954),
-        ("vgg_small", 584_618),
-        ("mlp", 235_146),
-        ("resnet_small", 77_754),
-    ],
-)
-def test_every_network_has_its_parameter_count(model, parameters):
-    assert count_parameters(network_for(model)) == parameters
+from tests.models.test_every_model import network_for
 
 
 def test_single_conv_network_matches_the_notes_layer_by_layer():
@@ -38,17 +16,9 @@ def test_single_conv_network_matches_the_notes_layer_by_layer():
     assert count_parameters(layers["fc"]) == 27_040 + 10
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_every_model_maps_a_batch_of_images_to_one_logit_per_class(model):
-    assert network_for(model)(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
-    assert network_for(model, (1, 28, 28), 26)(torch.zeros(2, 1, 28, 28)).shape == (2, 26)
-
-
 @pytest.mark.parametrize("kernel_size", [3, 5, 7])
 def test_null_padding_keeps_the_image_size_for_any_odd_kernel(kernel_size):
-    network = build_network(
-        compose_train("model=vgg_small", f"model.kernel_size={kernel_size}").model, (1, 28, 28), 10
-    )
+    network = network_for("vgg_small", (1, 28, 28), 10, f"model.kernel_size={kernel_size}")
     convs = [layer for layer in network if isinstance(layer, nn.Conv2d)]
     assert {conv.padding for conv in convs} == {(kernel_size // 2, kernel_size // 2)}
     assert convs[0](torch.zeros(1, 1, 28, 28)).shape[-2:] == (28, 28)
@@ -86,5 +56,5 @@ def test_batch_norm_and_dropout_are_off_in_the_seed_networks_and_on_when_asked()
 
 
 def test_images_too_small_for_the_blocks_are_named():
-    with pytest.raises(ValueError, match="too small for these blocks"):
+    with pytest.raises(ValueError, match=r"image_shape \(1, 28, 28\) is too small for these"):
         ConvNet(**settings(channels=[8, 8, 8, 8, 8, 8]))
