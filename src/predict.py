@@ -27,7 +27,7 @@ from torch import Tensor
 
 from src.core.config import validate
 from src.core.ensemble import Member, load_members, log_mean_probabilities
-from src.core.errors import EXIT_USAGE, exit_on_config_error, exit_on_usage_error
+from src.core.errors import EXIT_USAGE, exit_on_config_error, exit_on_usage_error, message_line
 from src.data.images import NotADigit, as_is, read_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
@@ -91,8 +91,7 @@ def read_examples(path: str, preprocess: bool, members: list[Member]) -> list[Te
 def reason(error: Exception) -> str:
     if isinstance(error, UnidentifiedImageError):
         return "not an image file (or one in a format Pillow cannot read)"
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
+    return message_line(error)
 
 
 def format_prediction(

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
 from src.core.build import build
-from src.core.checkpoints import data_settings, load_classifier
+from src.core.checkpoints import load_classifier
 from src.core.ensemble import Member, log_mean_probabilities
 from src.data.idx import IDXDataModule, load_split, raw_folder
 from src.data.images import read_image
@@ -94,7 +94,8 @@ def by_hand(runs: list[Path], images_of: Callable[[IDXDataModule], torch.Tensor]
     (`images_of`), normalised as each run's data settings say."""
     probabilities = []
     for run in runs:
-        model, data = load_classifier(run).eval(), build("data", data_settings(run), seed=0)
+        model = load_classifier(run).eval()
+        data = build("data", model.hparams.data, seed=0)
         with torch.no_grad():
             probabilities.append(model(data.normalize(images_of(data))).softmax(dim=1))
     return sum(probabilities) / len(probabilities)

@@ -108,11 +108,3 @@ def require_current_format(path: Path) -> None:
             f"{path} was written by an older version of this project (its config names no "
             "network class): train it again with `python -m src.train`"
         )
-
-
-def data_settings(path: str | Path) -> dict[str, Any]:
-    """The data config a checkpoint was trained with, so its images can be prepared exactly as
-    in training: the data set and its normalisation above all."""
-    checkpoint = find_checkpoint(path)
-    require_current_format(checkpoint)
-    return dict(read_checkpoint(checkpoint)["hyper_parameters"]["data"])

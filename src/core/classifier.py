@@ -162,10 +162,6 @@ class Classifier(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.test_tally = self.epoch_tally(self.test_count, "test")
 
-    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
-        images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self(images).softmax(dim=1)
-
     def stop_if_diverged(self) -> None:
         """Checked where the host reads values anyway (the logging interval) and before every
         checkpoint, so the checkpoints on disk keep the last good weights."""

@@ -84,8 +84,9 @@ class TrainerConfig:
             "trainer=gpu asks for a GPU, but none is available on this machine "
             "(torch.cuda.is_available() is False): use trainer=cpu or trainer=auto",
         )
+        on_gpu = gpu or (self.accelerator == "auto" and torch.cuda.is_available())
         require(
-            gpu or self.precision != "16-mixed" or torch.cuda.is_available(),
+            self.precision != "16-mixed" or on_gpu,
             "trainer.precision=16-mixed needs a GPU: on CPU use trainer.precision=bf16-mixed",
         )
         require(

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.core.build import build
-from src.core.checkpoints import best_checkpoint, data_settings, find_checkpoint, load_classifier
+from src.core.checkpoints import best_checkpoint, find_checkpoint, load_classifier
 from src.core.errors import UsageError
 from src.core.sweeps import job_folders
 from src.data.idx import IDXDataModule
@@ -52,8 +52,9 @@ def load_members(
     files are, batch sizes). Members of different data sets are refused."""
     members = []
     for checkpoint in member_checkpoints(ckpt_path):
-        settings = {**data_settings(checkpoint), **(data or {})}
         model = load_classifier(checkpoint).eval()
+        # the data settings it was trained with: the data set and its normalisation above all
+        settings = {**model.hparams.data, **(data or {})}
         members.append(Member(checkpoint, model, build("data", settings, seed=0)))
     require_one_data_set(members)
     return members

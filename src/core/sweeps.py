@@ -80,7 +80,8 @@ def parse(lines: list[str]) -> list[Override]:
 def threads_per_job(launcher: DictConfig) -> int | None:
     """Torch threads for one job, so that jobs running side by side share the cores instead of
     each taking all of them: the job's `cpus_per_task` under submitit (SLURM), the cores divided
-    by `n_jobs` under joblib, and None (torch's default: every core) one job at a time."""
+    by `n_jobs` under joblib, and None (torch's default: one per physical core) one job at a
+    time."""
     if launcher.get("cpus_per_task"):
         return launcher.cpus_per_task
     parallel_jobs = launcher.get("n_jobs")

@@ -15,8 +15,8 @@ def augment(
     degrees: float,
     translate: float,
     scale: float,
-    elastic_alpha: float = 0.0,
-    elastic_sigma: float = 4.0,
+    elastic_alpha: float,
+    elastic_sigma: float,
 ) -> Tensor:
     """Random affine (rotation, translation, scale) of a whole float batch, plus an elastic
     distortion when elastic_alpha > 0, in one grid_sample."""

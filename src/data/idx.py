@@ -17,7 +17,7 @@ import torchvision.datasets
 from PIL import Image
 from torch import Tensor
 
-from src.core.errors import UsageError
+from src.core.errors import UsageError, message_line
 from src.data.augment import augment
 from src.data.batches import TensorBatches
 from src.data.images import like_dataset
@@ -84,7 +84,7 @@ def ensure_files(data_dir: str | Path, folder: str) -> None:
     except Exception as error:
         raise UsageError(
             f"{folder} is not in {raw} (missing: {', '.join(missing)}) and the download failed "
-            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
+            f"({type(error).__name__}: {message_line(error)}). "
             f"Put the four IDX files there, or point DATA_DIR (or data.data_dir=...) at a folder "
             f"that holds {folder}/raw, e.g. DATA_DIR=../shared/data"
         ) from None
@@ -228,9 +228,6 @@ class IDXDataModule(L.LightningDataModule):
         return self.batches("val")
 
     def test_dataloader(self) -> TensorBatches:
-        return self.batches("test")
-
-    def predict_dataloader(self) -> TensorBatches:
         return self.batches("test")
 
     def normalize(self, images: Tensor) -> Tensor:

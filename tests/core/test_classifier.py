@@ -37,11 +37,6 @@ def test_label_smoothing_leaves_the_validation_loss_plain():
     assert torch.isclose(model.val_loss.compute(), expected)
 
 
-def test_predict_step_gives_probabilities():
-    probabilities = classifier().predict_step(torch.randn(2, 1, 28, 28), 0)
-    assert torch.allclose(probabilities.sum(dim=1), torch.ones(2))
-
-
 @pytest.mark.parametrize(
     ("option", "kind", "settings"),
     [

@@ -102,6 +102,16 @@ def test_out_of_range_values_and_wrong_types_are_refused_with_the_fix(override, 
         build_everything(*override.split())
 
 
+@pytest.mark.parametrize("gpu_here", [False, True])
+def test_half_precision_is_refused_on_the_cpu_even_where_a_gpu_is(gpu_here, monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: gpu_here)
+    with pytest.raises(UsageError, match="trainer.precision=16-mixed needs a GPU"):
+        validate(compose_train("trainer=cpu", "trainer.precision=16-mixed"))
+    if gpu_here:
+        validate(compose_train("trainer=gpu", "trainer.precision=16-mixed"))
+        validate(compose_train("trainer=auto", "trainer.precision=16-mixed"))
+
+
 def test_a_recipe_that_sets_a_group_to_an_option_is_told_how_to_choose_it():
     cfg = compose_train()
     with open_dict(cfg):

@@ -192,11 +192,11 @@ def test_a_folder_that_names_no_torchvision_data_set_is_not_called(tmp_path):
 def test_augment_moves_pixels_but_keeps_shape_and_a_zero_background():
     images = torch.zeros(8, 1, 28, 28)
     images[:, :, 10:18, 10:18] = 1
-    moved = augment(images, degrees=15, translate=0.1, scale=0.1)
+    moved = augment(images, 15, 0.1, 0.1, elastic_alpha=0, elastic_sigma=4)
     assert moved.shape == images.shape
     assert not torch.allclose(moved, images)
     assert moved[:, :, 0, 0].abs().max() == 0
-    assert torch.allclose(augment(images, 0, 0, 0), images, atol=1e-5)
+    assert torch.allclose(augment(images, 0, 0, 0, 0, 4), images, atol=1e-5)
 
 
 def test_elastic_distortion_bends_the_digit_locally_and_keeps_the_background():
