@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import subprocess
@@ -37,10 +38,10 @@ def idx_bytes(array: torch.Tensor) -> bytes:
     return header + array.contiguous().numpy().tobytes()
 
 
-def make_digits(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def make_digits(count: int, seed: int, classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
     """Learnable stand-ins for digits: class c lights a 6x6 square at its own spot, plus noise."""
     generator = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, 10, (count,), generator=generator)
+    labels = torch.randint(0, classes, (count,), generator=generator)
     images = torch.randint(0, 40, (count, 28, 28), generator=generator)
     for i, label in enumerate(labels.tolist()):
         row, col = 3 + (label // 5) * 12, 2 + (label % 5) * 5
@@ -68,7 +69,14 @@ def write_mnist(
 
 @pytest.fixture(scope="session")
 def tiny_mnist(tmp_path_factory) -> Path:
-    return write_mnist(tmp_path_factory.mktemp("data"))
+    """Tiny files of MNIST, and of every other data set in conf/data (for recipes that use one),
+    each with its own number of classes."""
+    data_dir = tmp_path_factory.mktemp("data")
+    for option in sorted((CONF_DIR / "data").glob("*.yaml")):
+        data = compose_train(f"data={option.stem}").data
+        make = functools.partial(make_digits, classes=len(data.classes))
+        write_mnist(data_dir, make=make, folder=data.folder)
+    return data_dir
 
 
 def compose_train(*overrides: str, config_name: str = "train") -> DictConfig:
