@@ -39,14 +39,11 @@ from src.core.errors import (
     exit_on_usage_error,
     show_traceback,
 )
-from src.core.hparams import TensorBoard, TensorBoardRun, log_hparams
+from src.core.hparams import TensorBoard, TensorBoardRun, board_of, log_hparams
 from src.core.resume import resumed_run
 from src.core.sweeps import (
     OPTIMIZED_METRIC,
-    fit_folder_name,
-    sweep_job_name,
     threads_per_job,
-    varying_keys,
     write_failure,
     write_metrics,
 )
@@ -75,9 +72,8 @@ def main(cfg: DictConfig) -> float | None:
                 return metrics[OPTIMIZED_METRIC]
             if run.mode == RunMode.MULTIRUN:
                 return sweep_job(cfg, run, run_dir, overrides)
-            board = TensorBoardRun.of(run, fit_folder_name(run.job.override_dirname))
             try:
-                return train(cfg, run_dir, overrides, board)[OPTIMIZED_METRIC]
+                return train(cfg, run_dir, overrides, board_of(run))[OPTIMIZED_METRIC]
             except Exception as error:
                 write_failure(run_dir, error, overrides, cfg.name)
                 raise
@@ -95,10 +91,7 @@ def sweep_job(
         cfg.trainer.threads = threads_per_job(run.launcher)
     sweep_dir = Path(run.sweep.dir)
     try:
-        varying = varying_keys(sweep_dir)
-        name = sweep_job_name(run, varying)
-        board = TensorBoardRun.of(run, name, sweep_dir / "tensorboard", varying, run.job.num)
-        return train(cfg, run_dir, overrides, board)[OPTIMIZED_METRIC]
+        return train(cfg, run_dir, overrides, board_of(run, sweep_dir))[OPTIMIZED_METRIC]
     except Exception as error:
         reason = write_failure(run_dir, error, overrides, cfg.name)
         a_bug = not isinstance(error, USER_ERRORS)

@@ -20,7 +20,13 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch.utils.tensorboard.summary import hparams
 
-from src.core.sweeps import claim_tensorboard_run
+from src.core.sweeps import (
+    claim_tensorboard_run,
+    claimed_tensorboard_run,
+    fit_folder_name,
+    sweep_job_name,
+    varying_keys,
+)
 
 
 class TensorBoard(TensorBoardLogger):
@@ -90,6 +96,23 @@ class TensorBoardRun:
         if self.job_num is None:
             return self
         return replace(self, name=claim_tensorboard_run(self.root, self.name, self.job_num))
+
+
+def board_of(
+    job: DictConfig, sweep_dir: Path | None = None, resumed: bool = False
+) -> TensorBoardRun:
+    """A Hydra job's TensorBoard run: a single run's overrides under its folder's tensorboard/; a
+    sweep job's own values of what the sweep varies under the sweep's tensorboard/, a name a new
+    job claims and a resumed one finds again (`job`: live, or saved in .hydra/hydra.yaml)."""
+    if sweep_dir is None:
+        return TensorBoardRun.of(job, fit_folder_name(job.job.override_dirname))
+    varying, root = varying_keys(sweep_dir), sweep_dir / "tensorboard"
+    name = sweep_job_name(job, varying)
+    if resumed:
+        return TensorBoardRun.of(
+            job, claimed_tensorboard_run(root, name, job.job.num), root, varying
+        )
+    return TensorBoardRun.of(job, name, root, varying, job.job.num)
 
 
 def hparams_entry(cfg: DictConfig, run: TensorBoardRun) -> dict[str, Any]:

@@ -14,8 +14,7 @@ from src.core.callbacks import INTERRUPTED
 from src.core.classifier import sized_by_the_run
 from src.core.config import validate
 from src.core.errors import UsageError
-from src.core.hparams import TensorBoardRun
-from src.core.sweeps import claimed_tensorboard_run, fit_folder_name, sweep_job_name, varying_keys
+from src.core.hparams import TensorBoardRun, board_of
 
 # What may change when a run is resumed: how long it trains and how it shows progress. Anything
 # else would make it another run, which belongs in a folder of its own.
@@ -54,11 +53,12 @@ def resumed_run(cfg: DictConfig, job: DictConfig) -> ResumedRun:
     if changes:  # a later resume= goes on with them (a raised trainer.max_epochs above all)
         OmegaConf.save(run_cfg, saved / "config.yaml")
     run_job = OmegaConf.load(saved / "hydra.yaml").hydra
+    sweep_dir = folder.parent if run_job.mode == RunMode.MULTIRUN.name else None  # a sweep job
     return ResumedRun(
         run_cfg,
         checkpoint_to_resume(folder),
         [*run_job.overrides.task, *changes],
-        tensorboard_run(folder, run_job),
+        board_of(run_job, sweep_dir, resumed=True),
     )
 
 
@@ -119,16 +119,3 @@ def checkpoint_to_resume(folder: Path) -> Path:
             "before its first checkpoint, so start it again instead"
         )
     return max(found, key=lambda path: path.stat().st_mtime)
-
-
-def tensorboard_run(folder: Path, run_job: DictConfig) -> TensorBoardRun:
-    """The run's TensorBoard run, as `src.train` chose it when it started: a single run's
-    overrides under its folder's tensorboard/, a sweep job's own values of what the sweep varies
-    under the sweep's (the job folder's parent)."""
-    if run_job.mode == RunMode.MULTIRUN.name:
-        sweep_dir = folder.parent
-        varying = varying_keys(sweep_dir)
-        log_root = sweep_dir / "tensorboard"
-        name = claimed_tensorboard_run(log_root, sweep_job_name(run_job, varying), run_job.job.num)
-        return TensorBoardRun.of(run_job, name, log_root, varying)
-    return TensorBoardRun.of(run_job, fit_folder_name(run_job.job.override_dirname))
