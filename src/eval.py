@@ -72,7 +72,7 @@ def score(
     matrix = multiclass_confusion_matrix(log_probabilities.argmax(dim=1), labels, len(classes))
     correct, total = int(matrix.trace()), int(matrix.sum())
     report = {
-        **who_answered(members, logits, labels),
+        **member_scores(members, logits, labels),
         "test/acc": correct / total,
         "test/correct": correct,
         "test/images": total,
@@ -84,7 +84,7 @@ def score(
     return report, log_probabilities
 
 
-def who_answered(members: list[Member], logits: list[Tensor], labels: Tensor) -> dict[str, Any]:
+def member_scores(members: list[Member], logits: list[Tensor], labels: Tensor) -> dict[str, Any]:
     """The checkpoint, or each member of an ensemble with its own test accuracy (from counts)."""
     if len(members) == 1:
         return {"checkpoint": str(members[0].checkpoint)}
@@ -117,7 +117,7 @@ def per_class(matrix: Tensor, classes: list[str]) -> dict[str, dict[str, float]]
 def format_report(report: dict[str, Any]) -> str:
     width = max(5, *map(len, report["per_class"]))
     lines = [
-        *answered_by(report),
+        *summary_lines(report),
         "",
         f"{'class':>{width}}  precision   recall  support",
     ]
@@ -129,7 +129,7 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def answered_by(report: dict[str, Any]) -> list[str]:
+def summary_lines(report: dict[str, Any]) -> list[str]:
     """The test accuracy and who gave it: the checkpoint, or the ensemble and each member."""
     scores = (
         f"test acc {report['test/acc']:.2%} | test loss {report['test/loss']:.4f} | "

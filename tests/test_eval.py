@@ -48,3 +48,12 @@ def test_eval_names_a_missing_checkpoint_in_one_line(tmp_path):
         result = run_module("src.eval", *args, f"hydra.run.dir={tmp_path / 'eval'}")
         assert result.returncode == 2
         assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
+
+
+def test_a_training_setting_given_to_eval_is_named_without_the_hint_for_plug_ins(tmp_path):
+    result = run_module("src.eval", "ckpt_path=x.ckpt", "data.batch_size=0")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (  # no `+data.batch_size=...`: eval's data is no plug-in
+        "error: data.batch_size is not a setting: the settings of data are data_dir, "
+        "eval_batch_size"
+    )

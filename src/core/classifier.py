@@ -125,7 +125,8 @@ class Classifier(L.LightningModule):
         self.log("train/loss_epoch", self.train_loss)
         self.log("train/acc_epoch", self.train_acc)
 
-    def evaluate(self, batch: tuple[Tensor, Tensor], loss_metric, count, stage: str) -> Tensor:
+    def held_out_step(self, batch: tuple[Tensor, Tensor], loss_metric, count, stage: str) -> Tensor:
+        """A validation or test step: the loss and the count of right answers, no training."""
         images, labels = batch
         logits = self(images)
         # Without label smoothing, so that validation and test losses compare across runs.
@@ -145,7 +146,7 @@ class Classifier(L.LightningModule):
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         """Returns the logits, for callbacks that picture the validation (src/tools/pictures.py)."""
-        return self.evaluate(batch, self.val_loss, self.val_count, "val")
+        return self.held_out_step(batch, self.val_loss, self.val_count, "val")
 
     def on_validation_epoch_end(self) -> None:
         tally = self.epoch_tally(self.val_count, "val")
@@ -157,7 +158,7 @@ class Classifier(L.LightningModule):
         self.log("val/acc_best", self.val_best.accuracy, prog_bar=True, sync_dist=True)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self.evaluate(batch, self.test_loss, self.test_count, "test")
+        self.held_out_step(batch, self.test_loss, self.test_count, "test")
 
     def on_test_epoch_end(self) -> None:
         self.test_tally = self.epoch_tally(self.test_count, "test")

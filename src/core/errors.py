@@ -118,7 +118,9 @@ def explain_config_error(error: Exception) -> str:
         settings = ", ".join(str(k) for k in cause.parent_node or {} if k != "hydra")
         where = f"of {parent}" if parent else "at the top level"
         # A plug-in group's YAML need not list every argument of its class: `+` adds one.
-        plug_in = parent in ("model", "data", "optimizer", "scheduler")
+        # (src.eval's and src.predict's `data` holds only their own settings.)
+        training = Path(sys.argv[0]).stem == "train"
+        plug_in = training and parent in ("model", "data", "optimizer", "scheduler")
         if plug_in and not settings:  # scheduler=none: no class to give arguments to
             return (
                 f"{cause.full_key} is not a setting: this {parent} option has none; choose "
