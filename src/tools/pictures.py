@@ -132,8 +132,8 @@ class Pictures(Callback):
         if trainer.sanity_checking:
             return
         matrix = self.confusion.compute() if self.show.confusion else None  # every process
-        if not trainer.is_global_zero:
-            return
+        if not trainer.is_global_zero or not finite(pl_module.network):
+            return  # a diverged network: nothing to draw, and the run stops at its next check
         writer, step = self.writer(trainer), trainer.global_step
         if matrix is not None:
             figure = figure_pixels(confusion_figure(matrix, pl_module.hparams.classes))
@@ -174,6 +174,10 @@ class Pictures(Callback):
             writer.add_histogram(f"weights/{name}", parameter, step)
             if parameter.grad is not None:
                 writer.add_histogram(f"gradients/{name}", parameter.grad, step)
+
+
+def finite(network: nn.Module) -> bool:
+    return all(bool(torch.isfinite(weight).all()) for weight in network.parameters())
 
 
 def modules_of_type(network: nn.Module, kind: type[nn.Module]) -> dict[str, nn.Module]:
