@@ -7,6 +7,9 @@ Below: what the console summary, TensorBoard's layer table and the benchmark say
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -57,30 +60,18 @@ def multiply_adds(network: nn.Module, image_shape: tuple[int, ...]) -> int:
 
 
 def layer_rows(network: nn.Module, image_shape: tuple[int, ...]) -> list[list[str]]:
-    """The network's top-level layers, one row each (LAYER_COLUMNS): name, type, output shape
-    for one image, parameters and multiply-adds; then the totals."""
-    shapes: dict[str, str] = {}
-
-    def keep_shape(name: str):
-        def hook(module: nn.Module, inputs, output) -> None:
-            shapes.setdefault(name, " x ".join(map(str, output.shape[1:])))
-
-        return hook
-
-    layers = dict(network.named_children())
-    hooks = [layer.register_forward_hook(keep_shape(name)) for name, layer in layers.items()]
-    try:
+    """The network's layers, one row each (LAYER_COLUMNS): name, type, output shape for one
+    image, parameters and multiply-adds; then the totals."""
+    layers = table_layers(network)
+    with outputs_of(layers) as outputs:
         counter = count_one_image(network, image_shape)
-    finally:
-        for hook in hooks:
-            hook.remove()
     flops = {name: sum(counts.values()) for name, counts in counter.get_flop_counts().items()}
     prefix = type(network).__name__
     rows = [
         [
             name,
             type(layer).__name__,
-            shapes.get(name, ""),
+            " x ".join(map(str, outputs[name].shape[1:])) if name in outputs else "",
             f"{count_parameters(layer):,}",
             f"{flops.get(f'{prefix}.{name}', 0) // 2:,}",
         ]
@@ -88,3 +79,35 @@ def layer_rows(network: nn.Module, image_shape: tuple[int, ...]) -> list[list[st
     ]
     totals = [f"{count_parameters(network):,}", f"{counter.get_total_flops() // 2:,}"]
     return [*rows, ["total", "", "", *totals]]
+
+
+def table_layers(network: nn.Module, prefix: str = "") -> dict[str, nn.Module]:
+    """The layers a table lists, by their dotted names: the network's children, and in place of a
+    child that only holds others (a Sequential, ModuleList or ModuleDict), its children."""
+    layers: dict[str, nn.Module] = {}
+    for name, child in network.named_children():
+        if isinstance(child, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+            layers |= table_layers(child, f"{prefix}{name}.")
+        else:
+            layers[f"{prefix}{name}"] = child
+    return layers
+
+
+@contextmanager
+def outputs_of(layers: dict[str, nn.Module]) -> Iterator[dict[str, torch.Tensor]]:
+    """Each layer's first output during the forward passes inside the block, by the layer's name,
+    captured with forward hooks (a copy: an in-place ReLU may follow)."""
+    outputs: dict[str, torch.Tensor] = {}
+
+    def keeper(name: str):
+        def keep(module: nn.Module, inputs, output: torch.Tensor) -> None:
+            outputs.setdefault(name, output.detach().clone())
+
+        return keep
+
+    handles = [layer.register_forward_hook(keeper(name)) for name, layer in layers.items()]
+    try:
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -27,7 +27,7 @@ from torch.utils.tensorboard._pytorch_graph import graph
 from torchmetrics.classification import MulticlassConfusionMatrix
 from torchvision.utils import make_grid
 
-from src.models import LAYER_COLUMNS, layer_rows
+from src.models import LAYER_COLUMNS, layer_rows, outputs_of
 from src.tools.figures import (
     confusion_figure,
     digits_figure,
@@ -187,20 +187,7 @@ def modules_of_type(network: nn.Module, kind: type[nn.Module]) -> dict[str, nn.M
 def layer_outputs(
     network: nn.Module, images: Tensor, layers: dict[str, nn.Module]
 ) -> dict[str, Tensor]:
-    """What each of these layers outputs for the images, captured with forward hooks."""
-    outputs: dict[str, Tensor] = {}
-
-    def keeper(name: str):
-        def keep(module: nn.Module, inputs, output: Tensor) -> None:
-            outputs[name] = output.detach().clone()  # a copy: an in-place ReLU follows
-
-        return keep
-
-    handles = [layer.register_forward_hook(keeper(name)) for name, layer in layers.items()]
-    try:
-        with torch.no_grad():
-            network(images)
-    finally:
-        for handle in handles:
-            handle.remove()
+    """What each of these layers outputs for the images."""
+    with outputs_of(layers) as outputs, torch.no_grad():
+        network(images)
     return outputs

@@ -7,7 +7,7 @@ from torch import nn
 
 from src.core.classifier import build_network
 from src.core.config import CONF_DIR
-from src.models import count_parameters
+from src.models import count_parameters, layer_rows
 from tests.conftest import compose_train
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml") if p.stem != "custom")
@@ -42,3 +42,13 @@ def test_every_model_maps_a_batch_of_images_to_one_logit_per_class(model):
 def test_every_model_takes_other_image_sizes_and_class_counts(model):
     network = network_for(model, (1, 32, 32), 26).eval()
     assert network(torch.zeros(2, 1, 32, 32)).shape == (2, 26)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_models_layer_table_shows_each_layer_and_adds_up_to_its_totals(model):
+    *rows, total = layer_rows(network_for(model), (1, 28, 28))
+    assert all(row[2] for row in rows), "a layer without an output shape was never called"
+    for column in (3, 4):  # parameters, multiply-adds
+        assert sum(int(row[column].replace(",", "")) for row in rows) == int(
+            total[column].replace(",", "")
+        )

@@ -8,6 +8,7 @@ import torch
 from hydra.utils import get_class
 from torch import nn
 
+from src.models import layer_rows
 from src.models.resnet import ResNet
 from tests.conftest import compose_train
 from tests.models.test_every_model import network_for
@@ -57,3 +58,15 @@ def test_out_of_range_arguments_raise_value_error_naming_them(model, overrides, 
     arguments = {"image_shape": (1, 28, 28), "num_classes": 10, **settings, **overrides}
     with pytest.raises(ValueError, match=f"^{argument} "):
         network_class(**arguments)
+
+
+def test_the_resnets_layer_table_opens_its_containers_down_to_the_blocks():
+    rows = layer_rows(network_for("resnet_small"), (1, 28, 28))
+    assert [row[:3] for row in rows[:6]] == [
+        ["stem.0", "Conv2d", "16 x 28 x 28"],
+        ["stem.1", "BatchNorm2d", "16 x 28 x 28"],
+        ["stem.2", "ReLU", "16 x 28 x 28"],
+        ["stages.0.0", "BasicBlock", "16 x 28 x 28"],
+        ["stages.1.0", "BasicBlock", "32 x 14 x 14"],
+        ["stages.2.0", "BasicBlock", "64 x 7 x 7"],
+    ]
