@@ -4,8 +4,12 @@ import shutil
 import pytest
 import torch
 import yaml
+from hydra.types import RunMode
+from omegaconf import OmegaConf
 
-from tests.conftest import TINY, run_module
+from src.core.errors import UsageError
+from src.core.resume import resumed_run
+from tests.conftest import TINY, compose_train, run_module
 from tests.test_train import read_events
 
 # 300 training images in batches of 32: 10 steps an epoch, 2 epochs; deterministic on the CPU.
@@ -114,26 +118,42 @@ def test_resume_refuses_to_change_the_run(finished_run):
     )
 
 
-def test_resume_refuses_to_stretch_a_schedule_sized_by_the_run(finished_runs, tmp_path):
-    run_dir = copy_run(finished_runs("scheduler=onecycle"), tmp_path)
+def saved_run(tmp_path, *settings: str):
+    """A run folder holding only the config a run of these settings saved."""
+    saved = tmp_path / "run" / ".hydra"
+    saved.mkdir(parents=True)
+    OmegaConf.save(compose_train(*settings), saved / "config.yaml")
+    (saved / "hydra.yaml").write_text("hydra: {}\n")
+    return saved.parent
+
+
+def resume(run_dir, *changes: str):
+    """resumed_run for the command line `resume=<run_dir> <changes>`."""
+    line = [f"resume={run_dir}", *changes]
+    return resumed_run(
+        compose_train(*line), OmegaConf.create({"mode": RunMode.RUN, "overrides": {"task": line}})
+    )
+
+
+def test_resume_refuses_to_stretch_a_schedule_sized_by_the_run(tmp_path):
+    run_dir = saved_run(tmp_path, "scheduler=onecycle", "trainer.max_epochs=2")
     saved = (run_dir / ".hydra" / "config.yaml").read_text()
-    result = run_module("src.train", f"resume={run_dir}", "trainer.max_epochs=3")
-    assert result.returncode == 2
-    assert result.stderr.strip() == (
-        "error: resume= cannot change trainer.max_epochs from 2 to 3: the run's schedule "
+    with pytest.raises(UsageError) as refused:
+        resume(run_dir, "trainer.max_epochs=3")
+    assert str(refused.value) == (
+        "resume= cannot change trainer.max_epochs from 2 to 3: the run's schedule "
         "(OneCycleLR) was sized for 2 epoch(s) and ends there. Start a new run with "
         "trainer.max_epochs=3"
     )
     assert (run_dir / ".hydra" / "config.yaml").read_text() == saved
 
 
-def test_a_bad_value_given_to_resume_is_not_saved_in_the_run(finished_run, tmp_path):
-    run_dir = copy_run(finished_run, tmp_path)
-    result = run_module("src.train", f"resume={run_dir}", "trainer.max_epochs=0")
-    assert result.returncode == 2
-    assert result.stderr.strip() == "error: trainer.max_epochs must be >= 1, got 0"
-    assert "max_epochs: 2" in (run_dir / ".hydra" / "config.yaml").read_text()
-    assert run_module("src.train", f"resume={run_dir}").returncode == 0
+def test_a_bad_value_given_to_resume_is_not_saved_in_the_run(tmp_path):
+    run_dir = saved_run(tmp_path, "trainer.max_epochs=2")
+    saved = (run_dir / ".hydra" / "config.yaml").read_text()
+    with pytest.raises(UsageError, match="^trainer.max_epochs must be >= 1, got 0$"):
+        resume(run_dir, "trainer.max_epochs=0")
+    assert (run_dir / ".hydra" / "config.yaml").read_text() == saved
 
 
 def copy_run(finished_run, tmp_path, *, without=()):
