@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import subprocess
@@ -138,3 +139,16 @@ def trained_run(tiny_mnist, tmp_path_factory) -> tuple[Path, dict]:
     run_dir = tmp_path_factory.mktemp("run")
     cfg = compose_train(f"data.data_dir={tiny_mnist}", *TINY, "trainer.limit_train_batches=4")
     return run_dir, train(cfg, run_dir)
+
+
+def evaluate(ckpt_path, data_dir: Path, out_dir: Path) -> tuple[subprocess.CompletedProcess, dict]:
+    """`python -m src.eval` of a checkpoint, run folder, sweep folder or list, as a user runs it;
+    the process and the metrics.json it wrote."""
+    result = run_module(
+        "src.eval",
+        f"ckpt_path={ckpt_path}",
+        f"data.data_dir={data_dir}",
+        f"hydra.run.dir={out_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result, json.loads((out_dir / "metrics.json").read_text())

@@ -1,8 +1,6 @@
-import json
-
 from PIL import Image
 
-from tests.conftest import run_module
+from tests.conftest import evaluate, run_module
 
 
 def test_eval_tests_the_best_checkpoint_prints_the_table_and_writes_its_files(
@@ -10,15 +8,7 @@ def test_eval_tests_the_best_checkpoint_prints_the_table_and_writes_its_files(
 ):
     run_dir, metrics = trained_run
     out_dir = tmp_path / "eval"
-    result = run_module(
-        "src.eval",
-        f"ckpt_path={run_dir}",
-        f"data.data_dir={tiny_mnist}",
-        f"hydra.run.dir={out_dir}",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-
-    report = json.loads((out_dir / "metrics.json").read_text())
+    result, report = evaluate(run_dir, tiny_mnist, out_dir)
     # The same checkpoint, the same test set, counted the same way: the same exact fraction.
     assert report["test/acc"] == report["test/correct"] / report["test/images"]
     assert (report["test/correct"], report["test/images"]) == (

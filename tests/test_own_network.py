@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from src.data.idx import load_split, raw_folder
-from tests.conftest import TINY, run_module
+from tests.conftest import TINY, evaluate, run_module
 
 OWN = ["model=custom", "model._target_=tests.own_networks.tiny_net.TinyNet", "+model.width=4"]
 
@@ -23,12 +23,7 @@ def test_a_network_of_the_users_own_trains_evaluates_and_predicts(tiny_mnist, tm
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "ok" and metrics["epochs"] == 2
 
-    evaluated = run_module(
-        "src.eval", f"ckpt_path={run_dir}", f"data.data_dir={tiny_mnist}",
-        f"hydra.run.dir={tmp_path / 'eval'}",
-    )  # fmt: skip
-    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
-    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    _, report = evaluate(run_dir, tiny_mnist, tmp_path / "eval")
     assert abs(report["test/acc"] - metrics["test/acc"]) < 1e-6
 
     images, _ = load_split(raw_folder(tiny_mnist, "MNIST"), "test")

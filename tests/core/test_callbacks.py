@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from tests.conftest import ROOT, TINY, run_module
+from tests.conftest import ROOT, TINY, evaluate, run_module
 
 
 def test_sigterm_while_training_saves_the_state_prints_the_resume_command_and_exits(
@@ -88,13 +88,6 @@ def test_with_ema_the_average_of_the_weights_is_checkpointed_and_tested(tiny_mni
     assert average.keys() == current.keys()
     assert not all(torch.equal(average[name], current[name]) for name in average)
     # src.eval tests best.ckpt's state_dict: the run's own test scored the same weights.
-    tested = run_module(
-        "src.eval",
-        f"ckpt_path={run_dir}",
-        f"data.data_dir={tiny_mnist}",
-        f"hydra.run.dir={out_dir}",
-    )
-    assert tested.returncode == 0, tested.stderr[-3000:]
+    _, eval_metrics = evaluate(run_dir, tiny_mnist, out_dir)
     run_metrics = json.loads((run_dir / "metrics.json").read_text())
-    eval_metrics = json.loads((out_dir / "metrics.json").read_text())
     assert abs(eval_metrics["test/loss"] - run_metrics["test/loss"]) < 1e-5

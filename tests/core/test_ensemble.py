@@ -17,7 +17,7 @@ from src.data.idx import IDXDataModule, load_split, raw_folder
 from src.data.images import read_image
 from src.eval import score
 from src.train import train
-from tests.conftest import TINY, compose_train, data_module, run_module, write_mnist
+from tests.conftest import TINY, compose_train, data_module, evaluate, run_module, write_mnist
 
 # Two members, each sure which class an image is not (a large negative logit) and mildly for
 # another: their mean probabilities favour class 1, the mean of their logits class 2.
@@ -104,12 +104,7 @@ def by_hand(runs: list[Path], images_of: Callable[[IDXDataModule], torch.Tensor]
 def test_an_ensemble_of_two_runs_is_evaluated(trained_run, other_run, tiny_mnist, tmp_path):
     (run_a, metrics_a), (run_b, metrics_b) = trained_run, other_run
     out_dir = tmp_path / "eval"
-    result = run_module(
-        "src.eval", f"ckpt_path=[{run_a},{run_b}]", f"data.data_dir={tiny_mnist}",
-        f"hydra.run.dir={out_dir}",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads((out_dir / "metrics.json").read_text())
+    result, report = evaluate(f"[{run_a},{run_b}]", tiny_mnist, out_dir)
 
     # Each member scores as its run's own test did: its own network and normalisation.
     checkpoints = [str(run / "checkpoints" / "best.ckpt") for run in (run_a, run_b)]
@@ -173,12 +168,7 @@ def sweep(tiny_mnist, tmp_path_factory):
 
 
 def test_a_sweep_folder_is_an_ensemble_of_its_finished_jobs(sweep, tiny_mnist, tmp_path):
-    result = run_module(
-        "src.eval", f"ckpt_path={sweep}", f"data.data_dir={tiny_mnist}",
-        f"hydra.run.dir={tmp_path / 'eval'}",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    result, report = evaluate(sweep, tiny_mnist, tmp_path / "eval")
     assert [member["checkpoint"] for member in report["members"]] == [
         str(sweep / job / "checkpoints" / "best.ckpt") for job in ("0", "1")
     ]
