@@ -20,6 +20,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch.utils.tensorboard.summary import hparams
 
+from src.core.build import HYDRA_KEYS
 from src.core.sweeps import (
     claim_tensorboard_run,
     claimed_tensorboard_run,
@@ -68,7 +69,6 @@ LEFT_OUT = (
     "data.predict_box",
     "data.predict_centre",
 )
-BUILD_KEYS = ("_target_", "_partial_")  # the option name says which class
 METRICS = ("test/acc", "val/acc_best", "test/loss")
 
 
@@ -131,7 +131,7 @@ def hparams_entry(cfg: DictConfig, run: TensorBoardRun) -> dict[str, Any]:
 
 def left_out(key: str) -> bool:
     hidden = any(key == name or key.startswith(f"{name}.") for name in LEFT_OUT)
-    return hidden or key.rsplit(".", 1)[-1] in BUILD_KEYS
+    return hidden or key.rsplit(".", 1)[-1] in HYDRA_KEYS  # the option names the class
 
 
 def shown(value: Any) -> int | float | str:
