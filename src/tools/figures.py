@@ -90,11 +90,14 @@ def figure_pixels(figure: Figure) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-def maps_grid(maps: Tensor) -> Tensor:
+def maps_grid(maps: Tensor, least_size: int = 28) -> Tensor:
     """Feature maps (images, channels, height, width) as one picture: a row per image, a column
-    per channel, each map scaled to its own range."""
+    per channel, each map scaled to its own range and enlarged to `least_size` pixels or more
+    (a deep layer's 7x7 maps would be specks in TensorBoard, which shows images at their size)."""
     images, channels = maps.shape[:2]
     tiles = maps.detach().float().cpu().reshape(images * channels, 1, *maps.shape[2:])
+    zoom = max(1, least_size // min(tiles.shape[2:]))
+    tiles = F.interpolate(tiles, scale_factor=zoom, mode="nearest")
     return make_grid(tiles, nrow=channels, padding=1, normalize=True, scale_each=True)
 
 

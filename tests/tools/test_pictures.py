@@ -1,3 +1,6 @@
+import torch
+
+from src.tools.figures import maps_grid
 from src.train import train
 from tests.test_train import event_folder, read_events
 
@@ -62,3 +65,10 @@ def test_a_network_without_convolutions_gets_the_pictures_that_need_none(tiny_cf
     assert metrics["val/acc_best"] == metrics["val/correct_best"] / 100  # validation ended
     images = read_events(event_folder(tmp_path)).Tags()["images"]
     assert set(images) == {"val/confusion_matrix", "val/misclassified", "visuals/train_samples"}
+
+
+def test_small_feature_maps_are_enlarged_to_be_seen_and_large_ones_kept():
+    deep = maps_grid(torch.rand(4, 8, 7, 7))  # a row per image, a column per channel
+    assert deep.shape[1:] == (4 * (28 + 1) + 1, 8 * (28 + 1) + 1)
+    first = maps_grid(torch.rand(4, 8, 28, 28))
+    assert first.shape[1:] == (4 * 29 + 1, 8 * 29 + 1)
