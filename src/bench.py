@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from src.core.classifier import build_network
 from src.core.config import compose_config
 
 OUTPUT_DIR = Path("outputs/bench")
+BENCH_RUN = OUTPUT_DIR / "last_train_run"  # the end-to-end training run, made anew each repeat
 MNIST_TRAIN_IMAGES = 60_000
 
 
@@ -209,7 +211,7 @@ def end_to_end(args: argparse.Namespace) -> dict:
             "optimizer=adam",
             "trainer.max_epochs=1",
             "callbacks.progress_bar_refresh=0",
-            "hydra.run.dir=outputs/bench/last_train_run",
+            f"hydra.run.dir={BENCH_RUN}",
         ],
         "plain": [
             sys.executable,
@@ -225,6 +227,7 @@ def end_to_end(args: argparse.Namespace) -> dict:
     seconds: dict[str, list[float]] = {name: [] for name in commands}
     for repeat in range(args.repeats):
         for name, command in commands.items():
+            shutil.rmtree(BENCH_RUN, ignore_errors=True)  # src.train writes into no earlier run
             start = time.perf_counter()
             subprocess.run(command, check=True, capture_output=True)
             seconds[name].append(time.perf_counter() - start)

@@ -31,11 +31,13 @@ def test_eval_tests_the_best_checkpoint_prints_the_table_and_writes_its_files(
 
 
 def test_eval_names_a_missing_checkpoint_in_one_line(tmp_path):
-    for args, message in (
-        ([], "error: ckpt_path is missing: python -m src.eval ckpt_path="),
-        ([f"ckpt_path={tmp_path / 'none'}"], f"error: no checkpoint at {tmp_path / 'none'}"),
+    for case, (args, message) in enumerate(
+        (
+            ([], "error: ckpt_path is missing: python -m src.eval ckpt_path="),
+            ([f"ckpt_path={tmp_path / 'none'}"], f"error: no checkpoint at {tmp_path / 'none'}"),
+        )
     ):
-        result = run_module("src.eval", *args, f"hydra.run.dir={tmp_path / 'eval'}")
+        result = run_module("src.eval", *args, f"hydra.run.dir={tmp_path / str(case)}")
         assert result.returncode == 2
         assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
 

@@ -80,10 +80,15 @@ def processes_of_this_job(module: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def processes_started_together(environ: Mapping[str, str]) -> int:
+    """How many processes of one run torchrun or srun started (1 for a plain command)."""
+    return int(environ.get("WORLD_SIZE") or environ.get("SLURM_NTASKS") or 1)
+
+
 def require_one_run_folder(job: DictConfig, environ: Mapping[str, str]) -> None:
     """torchrun and srun start every process of a run themselves, and each one would make its own
     time-stamped run folder unless the command line names the folder they share."""
-    processes = int(environ.get("WORLD_SIZE") or environ.get("SLURM_NTASKS") or 1)
+    processes = processes_started_together(environ)
     named = any(override.startswith("hydra.run.dir=") for override in job.overrides.hydra)
     if job.mode == RunMode.RUN and processes > 1 and not named:
         raise UsageError(
