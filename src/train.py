@@ -64,7 +64,7 @@ def main(cfg: DictConfig) -> float | None:
     overrides = list(run.overrides.task)
     try:
         with processes_of_this_job("src.train"):
-            if cfg.resume:
+            if cfg.resume is not None:
                 resumed = resumed_run(cfg, run)
                 metrics = train(
                     resumed.cfg, run_dir, resumed.overrides, resumed.board, resumed.checkpoint

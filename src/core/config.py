@@ -99,6 +99,11 @@ class TrainerConfig:
         for name in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
             require_batches(name, getattr(self, name))
         require(
+            self.limit_train_batches > 0,
+            "trainer.limit_train_batches must be > 0: with 0 nothing trains and the run would "
+            "test untrained weights",
+        )
+        require(
             self.limit_test_batches > 0,
             "trainer.limit_test_batches must be > 0: a run ends by testing its best checkpoint",
         )

@@ -85,7 +85,12 @@ def with_new_settings(run_cfg: DictConfig, current: DictConfig) -> DictConfig:
     return OmegaConf.merge(fixed, run_cfg)
 
 
-def require_run_folder(resume: str) -> Path:
+def require_run_folder(resume) -> Path:
+    if not isinstance(resume, str) or not resume:
+        raise UsageError(
+            f"resume={resume} is not a folder: pass the folder of the run to continue, e.g. "
+            "resume=outputs/runs/<date>/<time>"
+        )
     folder = Path(resume)
     if not all((folder / ".hydra" / name).is_file() for name in ("config.yaml", "hydra.yaml")):
         raise UsageError(
@@ -98,13 +103,13 @@ def require_run_folder(resume: str) -> Path:
 def run_folder(resume: str | None, new_folder: str) -> str:
     """`hydra.run.dir` (train.yaml): a resumed run writes to its own folder, which must exist,
     checked here before Hydra creates anything."""
-    return str(require_run_folder(resume)) if resume else new_folder
+    return new_folder if resume is None else str(require_run_folder(resume))
 
 
 # Hydra also keeps the config a resumed run saved (`hydra.output_subdir`: null, it writes none).
 OmegaConf.register_new_resolver("run_folder", run_folder, replace=True)
 OmegaConf.register_new_resolver(
-    "config_subdir", lambda resume: None if resume else ".hydra", replace=True
+    "config_subdir", lambda resume: ".hydra" if resume is None else None, replace=True
 )
 
 

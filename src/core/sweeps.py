@@ -158,4 +158,5 @@ def write_metrics(run_dir: Path, metrics: dict, overrides: list[str], name: str 
         "overrides": overrides,
         "run_dir": str(run_dir),
     }
-    (run_dir / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+    # default=str: a label of the wrong type (name=[1,2]) is what the run failed on; it is kept.
+    (run_dir / "metrics.json").write_text(json.dumps(record, indent=2, default=str) + "\n")

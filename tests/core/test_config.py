@@ -86,6 +86,10 @@ def build_everything(*overrides: str) -> None:
         ("trainer.limit_val_batches=-1", "trainer.limit_val_batches must be a fraction from"),
         ("trainer.detect_anomaly=maybe", "trainer.detect_anomaly: Value 'maybe' is not a valid"),
         ("trainer.limit_test_batches=0", "trainer.limit_test_batches must be > 0: a run ends by"),
+        (
+            "trainer.limit_train_batches=0",
+            "trainer.limit_train_batches must be > 0: with 0 nothing",
+        ),
         ("seed=-5", r"seed must be from 0 to 2\*\*32 - 1 \(numpy's range\), got -5"),
         ("optimizer.lr=abc", r"optimizer.lr='abc' is not of type float \| torch.Tensor"),
         (

@@ -87,12 +87,21 @@ def test_bad_settings_stop_with_one_line_and_exit_status_2(override, message, ti
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-def test_a_run_refused_after_its_folder_was_made_says_why_in_its_metrics(tiny_mnist, tmp_path):
-    result = train("trainer.max_epochs=0", data_dir=tiny_mnist, run_dir=tmp_path / "run")
-    assert_one_error_line(result, "error: trainer.max_epochs must be >= 1, got 0")
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.max_epochs=0", "trainer.max_epochs must be >= 1, got 0"),
+        ("name=[1,2]", "name: Cannot convert 'ListConfig' to string: '[1, 2]'"),  # not JSON
+    ],
+)
+def test_a_run_refused_after_its_folder_was_made_says_why_in_its_metrics(
+    override, message, tiny_mnist, tmp_path
+):
+    result = train(override, data_dir=tiny_mnist, run_dir=tmp_path / "run")
+    assert_one_error_line(result, f"error: {message}")
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert record["status"] == "failed"
-    assert record["error"] == "trainer.max_epochs must be >= 1, got 0"  # src.summarize lists it
+    assert record["error"] == message  # src.summarize lists it
 
 
 def test_a_gpu_asked_for_on_a_machine_without_one(tmp_path):

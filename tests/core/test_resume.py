@@ -184,6 +184,13 @@ def test_resume_errors_name_the_problem_and_create_nothing(finished_run, tmp_pat
     )
     assert not missing.exists()
 
+    result = run_module("src.train", "resume=")  # an empty value would start a new run instead
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: resume= is not a folder: pass the folder of the run to continue, e.g. "
+        "resume=outputs/runs/<date>/<time>"
+    )
+
     no_checkpoint = copy_run(finished_run, tmp_path / "a", without=("last.ckpt", "best.ckpt"))
     result = run_module("src.train", f"resume={no_checkpoint}")
     assert result.returncode == 2
