@@ -5,6 +5,7 @@ The training step is `Classifier.training_step`; everything else here serves it 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -23,6 +24,8 @@ from src.models import one_blank_image
 # The arguments of a schedule that give the run's length (in its intervals: steps or epochs).
 RUN_LENGTH = ("total_steps", "T_max", "total_iters")
 INTERVALS = ("step", "epoch")
+# The run a schedule is tried on before the real one, in its intervals.
+STAND_IN_RUN = {"step": 100, "epoch": 10}
 
 
 class Tally(NamedTuple):
@@ -201,6 +204,7 @@ class Classifier(L.LightningModule):
             return optimizer
         trainer = self.trainer
         length = {"step": trainer.estimated_stepping_batches, "epoch": trainer.max_epochs}
+        require_room_for_the_run(self.hparams.scheduler, length)
         return {
             "optimizer": optimizer,
             "lr_scheduler": build_scheduler(self.hparams.scheduler, optimizer, length),
@@ -249,6 +253,17 @@ def build_scheduler(
     return {"scheduler": scheduler, "interval": interval}
 
 
+def require_room_for_the_run(settings: dict[str, Any], length: dict[str, int]) -> None:
+    """OneCycleLR cannot step past its end, as the other schedules can (a cosine starts again)."""
+    total_steps, interval = settings.get("total_steps"), settings.get("interval", "step")
+    if total_steps is not None and total_steps < length[interval]:
+        raise UsageError(
+            f"scheduler.total_steps={total_steps} is shorter than the run ({length[interval]} "
+            f"{interval}s), and the schedule cannot step past its end: leave total_steps out "
+            "(the run's length fills it)"
+        )
+
+
 def sized_by_the_run(settings: dict[str, Any]) -> list[str]:
     """The schedule's length arguments that the run's length fills (those the config leaves out)."""
     return [
@@ -257,8 +272,40 @@ def sized_by_the_run(settings: dict[str, Any]) -> list[str]:
 
 
 def check_optimization(optimizer: dict[str, Any], scheduler: dict[str, Any]) -> None:
-    """Build the optimizer and schedule once on a stand-in parameter, so that their settings are
-    checked when the classifier is made, before any work starts."""
+    """Build the optimizer and schedule once on a stand-in parameter, and step the schedule
+    through a stand-in run, so that their settings are checked when the classifier is made,
+    before any work starts."""
     stand_in = build("optimizer", optimizer, [torch.nn.Parameter(torch.zeros(1))])
     if scheduler:
-        build_scheduler(scheduler, stand_in, {"step": 100, "epoch": 10})
+        entry = build_scheduler(scheduler, stand_in, STAND_IN_RUN)
+        # Not past a length the config sets: a cosine of T_max=5 is a run of 5 steps too.
+        given = [scheduler[name] - 1 for name in RUN_LENGTH if isinstance(scheduler.get(name), int)]
+        steps = max(1, min([STAND_IN_RUN[entry["interval"]], *given]))
+        rehearse(entry["scheduler"], steps, scheduler["_target_"])
+
+
+def rehearse(schedule: Any, steps: int, target: str) -> None:
+    """Step the schedule: arguments that torch accepts but that fail when it steps (a step_size
+    or T_max of 0) or that make the learning rate negative (a negative max_lr or gamma) are named
+    now, not in the middle of fit."""
+    if isinstance(schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        return  # it steps on a metric, not on the run
+    optimizer = schedule.optimizer
+    for step in range(steps + 1):
+        rate = min(group["lr"] for group in optimizer.param_groups)
+        if not rate >= 0:  # NaN too
+            raise UsageError(
+                f"scheduler ({target}) makes the learning rate {rate:.3g} at its step {step}: "
+                "choose arguments that keep it >= 0 (a positive max_lr, gamma, ...)"
+            )
+        if step == steps:
+            return
+        try:
+            with warnings.catch_warnings():  # of a schedule stepped with no optimizer step
+                warnings.simplefilter("ignore")
+                schedule.step()
+        except Exception as error:
+            raise UsageError(
+                f"scheduler ({target}) fails at its step {step + 1} ({type(error).__name__}: "
+                f"{message_line(error)}): check its arguments (a step_size or T_max of 0?)"
+            ) from None

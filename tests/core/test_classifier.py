@@ -90,6 +90,36 @@ def test_a_schedule_named_on_the_command_line_runs_over_the_whole_run():
     assert model.configure_optimizers()["lr_scheduler"]["scheduler"].total_iters == 420
 
 
+def test_a_onecycle_shorter_than_the_run_is_refused_before_it_runs_out():
+    model = classifier("scheduler=onecycle", "+scheduler.total_steps=400")
+    model.trainer = SimpleNamespace(estimated_stepping_batches=420, max_epochs=7)
+    with pytest.raises(UsageError, match="total_steps=400 is shorter than the run .420 steps."):
+        model.configure_optimizers()
+    model.trainer.estimated_stepping_batches = 400
+    assert model.configure_optimizers()["lr_scheduler"]["scheduler"].total_steps == 400
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ("scheduler=step scheduler.step_size=0", r"StepLR\) fails at its step 1 \(ZeroDivision"),
+        ("scheduler=cosine +scheduler.T_max=0", r"CosineAnnealingLR\) fails at its step 1"),
+        ("scheduler=onecycle scheduler.max_lr=-1", r"learning rate -0.04 at its step 0"),
+        ("scheduler=step scheduler.gamma=-1", r"learning rate -0.001 at its step 3"),
+    ],
+)
+def test_a_schedule_that_fails_or_turns_the_rate_negative_is_named_before_the_run(
+    settings, message
+):
+    with pytest.raises(UsageError, match=message):
+        classifier(*settings.split())
+
+
+def test_a_schedule_with_a_length_of_its_own_is_stepped_only_that_far():
+    classifier("scheduler=onecycle", "+scheduler.total_steps=2")  # the stand-in run is longer
+    classifier("scheduler=cosine", "+scheduler.T_max=1")
+
+
 def test_no_schedule_leaves_the_optimizer_alone():
     assert isinstance(classifier("scheduler=none").configure_optimizers(), torch.optim.Adam)
 
