@@ -19,6 +19,7 @@ import csv
 import json
 import re
 import statistics
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +67,13 @@ class SummarizeSweep(Callback):
     """Writes the summary at the sweep's root and prints it when a multirun ends."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Then a sweep with a failed job ends with exit status 1, as a failed run does, so a
+        script that runs it can tell."""
         sweep = Path(config.hydra.sweep.dir)
         print(summarize(sweep) + written(sweep))
+        statuses = [read_run(job)["status"] for job in job_folders(sweep)]
+        if failed := sum(status != "ok" for status in statuses):
+            sys.exit(f"error: {failed} of {len(statuses)} jobs failed: their errors are above")
 
 
 def summarize(sweep: Path) -> str:
@@ -128,11 +134,7 @@ def read_run(folder: Path) -> dict[str, Any]:
     given = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) or []
     # A key given twice counts once, with the last value, as in Hydra (a sweep's jobs list it so)
     overrides = list({override.partition("=")[0]: override for override in given}.values())
-    metrics_file = folder / "metrics.json"
-    if metrics_file.is_file():
-        record = json.loads(metrics_file.read_text())
-    else:
-        record = {"status": "failed", "error": NOT_FINISHED}
+    record = read_record(folder / "metrics.json")
     run = {key: record.get(key) for key in RUN_COLUMNS}
     return run | {
         "overrides": overrides,
@@ -140,6 +142,19 @@ def read_run(folder: Path) -> dict[str, Any]:
         "error": record.get("error", ""),
         "run_dir": str(folder),
     }
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """A run's metrics.json, or the record of a failed run that says why there is none to read."""
+    if not path.is_file():
+        return {"status": "failed", "error": NOT_FINISHED}
+    try:
+        record = json.loads(path.read_text())
+    except ValueError:  # not JSON, or not text
+        record = None
+    if not isinstance(record, dict):
+        return {"status": "failed", "error": f"{path} is not a run's record: cut short or garbled"}
+    return record
 
 
 def rank(run: dict[str, Any]) -> tuple:

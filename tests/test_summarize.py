@@ -59,6 +59,21 @@ def test_jobs_are_ranked_by_the_metric_and_failures_come_last_with_their_error(t
     assert not (tmp_path / "summary_by_config.csv").exists()  # no configuration repeats
 
 
+@pytest.mark.parametrize("garbled", [b"{not json", b"[1, 2]", b"\xff\xfe\x00"])
+def test_a_garbled_metrics_file_is_listed_as_a_failure(tmp_path, garbled):
+    make_job(tmp_path, 0, ["seed=1"], finished(0.9))
+    (make_job(tmp_path, 1, ["seed=2"]) / "metrics.json").write_bytes(garbled)
+
+    summarize(tmp_path)
+
+    rows = read_csv(tmp_path / "summary.csv")
+    assert [(row["job"], row["status"]) for row in rows] == [("0", "ok"), ("1", "failed")]
+    assert (
+        rows[1]["error"]
+        == f"{tmp_path / '1' / 'metrics.json'} is not a run's record: cut short or garbled"
+    )
+
+
 def test_a_run_without_validation_comes_after_the_runs_with_a_metric(tmp_path):
     make_job(tmp_path, 0, ["trainer.limit_val_batches=0"], finished(None, test_acc=0.99))
     make_job(tmp_path, 1, ["seed=1"], finished(0.9))

@@ -48,9 +48,11 @@ def job_records(sweep):
     return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")}
 
 
-def test_a_failed_job_is_recorded_and_the_seeds_of_the_others_summarised(multirun):
-    sweep = multirun("optimizer.lr=0.05,-1", "seed=1,2")
+def test_a_failed_job_is_recorded_and_the_seeds_of_the_others_summarised(multirun, tmp_path):
+    with pytest.raises(SystemExit, match="error: 2 of 4 jobs failed: their errors are above"):
+        multirun("optimizer.lr=0.05,-1", "seed=1,2")  # the others run, then the exit status is 1
 
+    sweep = tmp_path / "sweep"
     records = job_records(sweep)
     failed = [r for r in records.values() if r["status"] == "failed"]
     assert len(records) == 4 and len(failed) == 2
@@ -128,7 +130,8 @@ def test_a_job_whose_config_cannot_be_composed_is_recorded_and_the_sweep_goes_on
     )
 
     output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-3000:]
+    assert result.returncode == 1, output[-3000:]
+    assert result.stderr.splitlines()[-1] == "error: 1 of 2 jobs failed: their errors are above"
     error = "model=convnet99 is not an option of the model group: choose one of convnet16,"
     records = job_records(sweep)
     assert records["0"]["status"] == "failed" and records["0"]["error"].startswith(error)
