@@ -22,7 +22,7 @@ from typing import Any
 import hydra
 import torch
 from omegaconf import DictConfig, ListConfig
-from PIL import UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from src.core.config import validate
@@ -49,7 +49,7 @@ def predict(cfg: DictConfig) -> bool:
     for path in paths:
         try:
             examples[path] = read_examples(path, cfg.preprocess, members)
-        except (OSError, SyntaxError, ValueError) as error:
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
             print(f"error: {path}: {reason(error)}", file=sys.stderr)
     if examples:
         per_member = [torch.stack(images) for images in zip(*examples.values(), strict=True)]
@@ -91,6 +91,8 @@ def read_examples(path: str, preprocess: bool, members: list[Member]) -> list[Te
 def reason(error: Exception) -> str:
     if isinstance(error, UnidentifiedImageError):
         return "not an image file (or one in a format Pillow cannot read)"
+    if isinstance(error, Image.DecompressionBombError):
+        return f"{message_line(error).rstrip('.')}: scale it down"
     return message_line(error)
 
 

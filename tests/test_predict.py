@@ -3,6 +3,7 @@ about 20 pixels tall, centred), so that a photo-like image of a digit is only pr
 when preprocessing makes it look like them."""
 
 import json
+import zlib
 
 import numpy as np
 import pytest
@@ -75,7 +76,9 @@ def test_photos_are_predicted_and_bad_files_named_while_the_others_go_on(font_ru
     good = (tmp_path / "photo3.jpg").read_bytes()
     (tmp_path / "corrupt.jpg").write_bytes(good[: len(good) // 3])
     (tmp_path / "notes.txt").write_text("not an image")
-    inputs = f"inputs=[{tmp_path}/photo*.jpg,{tmp_path}/corrupt.jpg,{tmp_path}/notes.txt]"
+    (tmp_path / "huge.png").write_bytes(png_header(20_000, 20_000))
+    inputs = f"inputs=[{tmp_path}/photo*.jpg,{tmp_path}/corrupt.jpg,{tmp_path}/notes.txt,"
+    inputs += f"{tmp_path}/huge.png]"
 
     result = predict(run_dir, inputs)
     assert result.returncode == 2
@@ -83,11 +86,24 @@ def test_photos_are_predicted_and_bad_files_named_while_the_others_go_on(font_ru
     assert three.startswith(f"{tmp_path}/photo3.jpg: 3 (")
     assert seven.startswith(f"{tmp_path}/photo7.jpg: 7 (")
     errors = result.stderr.splitlines()
-    assert len(errors) == 2
+    assert len(errors) == 3
     assert errors[0].startswith(f"error: {tmp_path}/corrupt.jpg: ")
     assert errors[1] == f"error: {tmp_path}/notes.txt: not an image file " + (
         "(or one in a format Pillow cannot read)"
     )
+    assert errors[2].startswith(f"error: {tmp_path}/huge.png: Image size (400000000 pixels)")
+    assert errors[2].endswith(": scale it down")
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG file that declares its size and holds no pixels: Pillow checks the size first."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data).to_bytes(4, "big")
+        return len(data).to_bytes(4, "big") + kind + data + crc
+
+    size = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", size) + chunk(b"IEND", b"")
 
 
 def test_without_preprocessing_a_photo_is_refused_and_a_missing_file_named(font_run, tmp_path):
