@@ -42,6 +42,15 @@ def test_eval_names_a_missing_checkpoint_in_one_line(tmp_path):
         assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
 
 
+def test_a_group_given_to_eval_is_named_as_the_checkpoints_to_choose():
+    result = run_module("src.eval", "ckpt_path=x.ckpt", "model=mlp")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: model is not a group of python -m src.eval (the network and its settings come "
+        "from the checkpoint): `python -m src.eval --help` lists them"
+    )
+
+
 def test_a_training_setting_given_to_eval_is_named_without_the_hint_for_plug_ins(tmp_path):
     result = run_module("src.eval", "ckpt_path=x.ckpt", "data.batch_size=0")
     assert result.returncode == 2

@@ -1,5 +1,5 @@
-"""`python -m src.train --help`: the groups with the options that are files in conf/, nothing
-else (no schemas), then examples and where to read more."""
+"""`--help`: src.train's groups with the options that are files in conf/, nothing else (no
+schemas); src.eval's and src.predict's own settings; then examples and where to read more."""
 
 from src.core.config import CONF_DIR
 from tests.conftest import run_module
@@ -25,3 +25,17 @@ def test_help_lists_each_group_with_its_option_files_only():
     assert "schema" not in result.stdout
     assert "python -m src.train -m model=convnet16,convnet32 seed=1,2,3" in result.stdout
     assert "README.md" in result.stdout
+
+
+def test_eval_and_predict_list_their_own_settings_and_none_of_trainings_groups():
+    for command, settings in (
+        ("eval", ["ckpt_path", "data", "misclassified"]),
+        ("predict", ["ckpt_path", "inputs", "preprocess", "json"]),
+    ):
+        result = run_module(f"src.{command}", "--help")
+        assert result.returncode == 0, result.stderr[-3000:]
+        section = result.stdout.split("== Settings: key=value ==")[1].split("\n==")[0]
+        top_level = [line.split(":")[0] for line in section.splitlines() if line[:1].isalpha()]
+        assert top_level == settings
+        assert "model:" not in result.stdout and "optimizer" not in result.stdout
+        assert f"python -m src.{command} ckpt_path=outputs/runs/<date>/<time>" in result.stdout

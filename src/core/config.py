@@ -12,9 +12,9 @@ Hydra refuses an unknown key while it composes (a key that is not in the YAML ne
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from src.core.build import KINDS
-from src.core.errors import UsageError, message_line
+from src.core.errors import UsageError, message_line, not_a_setting
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "64", "auto")
@@ -43,6 +43,19 @@ def require_batches(name: str, value: float) -> None:
         value >= 0 and (value <= 1 or float(value).is_integer()),
         f"trainer.{name} must be a fraction from 0.0 to 1.0 or a number of batches (an integer), "
         f"got {value}",
+    )
+
+
+def require_devices(devices: Any, accelerator: str) -> None:
+    """Lightning's devices: how many (-1: all), or auto; on a GPU also which (their indices)."""
+    on_cpu = accelerator == "cpu"
+    how_many = isinstance(devices, int) and (devices >= 1 or (devices == -1 and not on_cpu))
+    which = isinstance(devices, list) and all(isinstance(d, int) and d >= 0 for d in devices)
+    require(
+        devices == "auto" or how_many or (which and bool(devices) and not on_cpu),
+        "trainer.devices must be auto or a number of "
+        + ("processes (>= 1)" if on_cpu else "devices (>= 1; -1: all) or a list of GPU indices")
+        + f", got {devices!r}",
     )
 
 
@@ -95,6 +108,7 @@ class TrainerConfig:
             f"as trainer=ddp and trainer=ddp_cpu set it), got '{self.strategy}'",
         )
         require(self.num_nodes >= 1, f"trainer.num_nodes must be >= 1, got {self.num_nodes}")
+        require_devices(self.devices, self.accelerator)
         require(self.threads is None or self.threads >= 1, "trainer.threads must be >= 1")
         for name in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
             require_batches(name, getattr(self, name))
@@ -263,6 +277,13 @@ def compose_config(overrides: list[str], config_name: str = "train") -> DictConf
 SCHEMAS = {"train": TrainConfig, "eval": EvalConfig, "predict": PredictConfig}
 
 
+def settings_below(schema: type, parent: str) -> list[str]:
+    """The settings of the schema's group at `parent` (a dotted key; "" for the top level)."""
+    for name in filter(None, parent.split(".")):
+        schema = get_type_hints(schema)[name]
+    return [field.name for field in fields(schema)]
+
+
 def validate(cfg: DictConfig, command: str = "train") -> None:
     """Check every type and range of a command's config (train, eval or predict), so a mistake
     stops with one line before any work starts. The plug-in groups' classes are checked when they
@@ -276,7 +297,9 @@ def validate(cfg: DictConfig, command: str = "train") -> None:
             f"{error.full_key} is missing (???): set it on the command line, {error.full_key}=..."
         ) from None
     except ConfigKeyError as error:
-        raise UsageError(f"{error.full_key} is not a setting of {command}") from None
+        parent = error.full_key.rpartition(".")[0]
+        settings = settings_below(SCHEMAS[command], parent)
+        raise UsageError(not_a_setting(error.full_key, settings)) from None
     except OmegaConfBaseException as error:
         where = f"{error.full_key}: " if getattr(error, "full_key", None) else ""
         raise UsageError(f"{where}{message_line(error)}") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -107,7 +108,7 @@ class ConfigComposed(Callback):
 def explain_config_error(error: Exception) -> str:
     cause = error.__cause__
     if isinstance(error, MissingConfigException) and error.options is not None:
-        group, _, option = (error.missing_cfg_file or "").partition("/")
+        group, _, option = (error.missing_cfg_file or "").rpartition("/")  # hydra/launcher too
         options = error.options
         return (
             f"{group}={option} is not an option of the {group} group: choose one of "
@@ -115,8 +116,7 @@ def explain_config_error(error: Exception) -> str:
         )
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
         parent = cause.full_key.rpartition(".")[0]
-        settings = ", ".join(str(k) for k in cause.parent_node or {} if k != "hydra")
-        where = f"of {parent}" if parent else "at the top level"
+        settings = [str(k) for k in cause.parent_node or {} if k != "hydra"]
         # A plug-in group's YAML need not list every argument of its class: `+` adds one.
         # (src.eval's and src.predict's `data` holds only their own settings.)
         training = Path(sys.argv[0]).stem == "train"
@@ -128,16 +128,32 @@ def explain_config_error(error: Exception) -> str:
                 f"+{parent}._target_=<class> +{parent}._partial_=true"
             )
         hint = f" (`+{cause.full_key}=...` adds an argument its class takes)" if plug_in else ""
-        return f"{cause.full_key} is not a setting: the settings {where} are {settings}{hint}"
+        return not_a_setting(cause.full_key, settings) + hint
     if isinstance(cause, ValidationError):
         return (
             f"{cause.full_key}: {message_line(cause)} (`python -m src.{Path(sys.argv[0]).stem} "
             "--cfg job` shows every setting with a value of its type)"
         )
     message = message_line(error)
+    command = f"python -m src.{Path(sys.argv[0]).stem}"
     if isinstance(error, OverrideParseException):
         return f"cannot read {error.override} ({message}): write group=option or key=value"
+    if several := re.match(r"Ambiguous value for argument '(.*)'", message):
+        return (
+            f"{several[1]} gives several values: add -m to run one job each ({command} -m "
+            f"{several[1]}), or write a list as [a,b]"
+        )
+    if no_group := re.match(r"Could not override '(.*)'\. No match in the defaults list", message):
+        from_checkpoint = Path(sys.argv[0]).stem != "train"  # src.eval, src.predict
+        why = " (the network and its settings come from the checkpoint)" if from_checkpoint else ""
+        return f"{no_group[1]} is not a group of {command}{why}: `{command} --help` lists them"
     return message.split("raised while resolving interpolation: ")[-1]
+
+
+def not_a_setting(key: str, settings: list[str]) -> str:
+    parent = key.rpartition(".")[0]
+    where = f"of {parent}" if parent else "at the top level"
+    return f"{key} is not a setting: the settings {where} are {', '.join(settings)}"
 
 
 def message_line(error: BaseException) -> str:

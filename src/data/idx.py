@@ -62,7 +62,7 @@ def load_split(raw: Path, split: str) -> tuple[Tensor, Tensor]:
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise UsageError(
             f"{image_file} and {label_file} do not match: {tuple(images.shape)} images, "
-            f"{tuple(labels.shape)} labels"
+            f"{tuple(labels.shape)} labels; replace them with the data set's original pair"
         )
     return images.unsqueeze(1), labels.long()
 
@@ -193,7 +193,8 @@ class IDXDataModule(L.LightningDataModule):
         if int(labels.max()) >= len(self.classes):
             raise UsageError(
                 f"{raw} has labels up to {int(labels.max())}, but data.classes names only "
-                f"{len(self.classes)} classes: list every class's name in data.classes"
+                f"{len(self.classes)} classes: list every class's name in data.classes (or, if "
+                "the file is corrupt, replace it with the original)"
             )
         if not 0 < self.val_size < len(labels):
             raise UsageError(

@@ -98,6 +98,13 @@ def build_everything(*overrides: str) -> None:
             r"argument \(params\); add `_partial_: true` to the YAML",
         ),
         ("trainer.log_every_n_steps=0", "trainer.log_every_n_steps must be >= 1, got 0"),
+        ("trainer.devices=abc", r"trainer.devices must be auto or a number of processes \(>= 1\)"),
+        ("trainer.devices=[0]", r"trainer.devices must be auto or a number of processes"),
+        (
+            "+trainer.foo=1",
+            "trainer.foo is not a setting: the settings of trainer are accelerator, devices, ",
+        ),
+        ("+newkey=1", "newkey is not a setting: the settings at the top level are data, model, "),
         ("trainer.check_val_every_n_epoch=0", "trainer.check_val_every_n_epoch must be >= 1"),
     ],
 )

@@ -76,6 +76,16 @@ def assert_one_error_line(result, message):
             "+scheduler._target_=<class> +scheduler._partial_=true",
         ),
         (
+            "data=mnist,kmnist",
+            "error: data=mnist,kmnist gives several values: add -m to run one job each (python -m "
+            "src.train -m data=mnist,kmnist), or write a list as [a,b]",
+        ),
+        (
+            "hydra/launcher=joblb",
+            "error: hydra/launcher=joblb is not an option of the hydra/launcher group: choose one "
+            "of basic, joblib, slurm,",
+        ),
+        (
             "scheduler=step scheduler.interval=week",
             "error: scheduler.interval must be one of ['step', 'epoch'], got 'week'",
         ),
