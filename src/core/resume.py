@@ -36,6 +36,11 @@ def resumed_run(cfg: DictConfig, job: DictConfig) -> ResumedRun:
     saved = folder / ".hydra"
     if job.mode == RunMode.MULTIRUN:
         raise UsageError("resume= continues one run: leave out -m")
+    if Path(job.runtime.output_dir).resolve() != folder.resolve():
+        raise UsageError(
+            f"resume= continues a run in its own folder ({folder}), so hydra.run.dir cannot move "
+            "it: leave hydra.run.dir out"
+        )
     changes = [o for o in job.overrides.task if not o.startswith("resume=")]
     refused = [o for o in changes if o.lstrip("+~").split("=")[0] not in RESUMABLE]
     if refused:

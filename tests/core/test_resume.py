@@ -130,9 +130,8 @@ def saved_run(tmp_path, *settings: str):
 def resume(run_dir, *changes: str):
     """resumed_run for the command line `resume=<run_dir> <changes>`."""
     line = [f"resume={run_dir}", *changes]
-    return resumed_run(
-        compose_train(*line), OmegaConf.create({"mode": RunMode.RUN, "overrides": {"task": line}})
-    )
+    job = {"mode": RunMode.RUN, "overrides": {"task": line}, "runtime": {"output_dir": run_dir}}
+    return resumed_run(compose_train(*line), OmegaConf.create(job))
 
 
 def test_resume_refuses_to_stretch_a_schedule_sized_by_the_run(tmp_path):
@@ -189,6 +188,14 @@ def test_resume_errors_name_the_problem_and_create_nothing(finished_run, tmp_pat
     assert result.stderr.strip() == (
         "error: resume= is not a folder: pass the folder of the run to continue, e.g. "
         "resume=outputs/runs/<date>/<time>"
+    )
+
+    moved = copy_run(finished_run, tmp_path / "moved")
+    result = run_module("src.train", f"resume={moved}", f"hydra.run.dir={tmp_path / 'elsewhere'}")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: resume= continues a run in its own folder ({moved}), so hydra.run.dir cannot "
+        "move it: leave hydra.run.dir out"
     )
 
     no_checkpoint = copy_run(finished_run, tmp_path / "a", without=("last.ckpt", "best.ckpt"))
