@@ -136,8 +136,8 @@ class SaveOnInterrupt(Callback):
         signum = self.signum or signal.SIGTERM
         if trainer.is_global_zero:
             log.warning(
-                f"{signal.Signals(signum).name} at step {trainer.global_step} (epoch "
-                f"{trainer.current_epoch}): the run's state is saved in {path}. Resume with:\n"
+                f"{signal.Signals(signum).name} at step {trainer.global_step} "
+                f"({epoch_of(trainer)}): the run's state is saved in {path}. Resume with:\n"
                 f"python -m src.train resume={self.run_dir}"
             )
         # Lightning sends this step's logged values to the loggers after this hook: now, so the
