@@ -73,6 +73,18 @@ def test_overfit_batches_trains_on_the_same_batches_every_epoch(tmp_path):
     assert len(accuracies) == 8 and accuracies[0] < 0.5 and accuracies[-4:] == [1.0] * 4
 
 
+def test_debug_overfit_shows_its_batches_learnt_on_the_epoch_lines(tmp_path):
+    data_dir = write_mnist(tmp_path / "data", train_count=1000, make=noise_with_random_labels)
+    settings = ["debug=overfit", "trainer.max_epochs=30", "model=mlp"]  # 30: overfit's own
+    result, console = train(data_dir, tmp_path / "run", *settings)
+    assert result.returncode == 0, result.stderr[-3000:]
+    train_acc = [
+        float(a) for a in re.findall(r"^epoch \d+/30 \| .*train/acc ([\d.]+)%", console, re.M)
+    ]
+    # Random labels: only seeing the same 10 batches again learns them.
+    assert len(train_acc) == 30 and train_acc[0] < 50 and train_acc[-1] == 100.0
+
+
 @pytest.mark.parametrize("profiler", ["simple", "advanced", "pytorch"])
 def test_the_profiler_writes_its_reports_into_the_run_folder(profiler, tiny_mnist, tmp_path):
     result, console = train(

@@ -51,16 +51,23 @@ def epoch_of(trainer: L.Trainer) -> str:
 
 
 class EpochResults(Callback):
-    """One line per validation: the epoch, its accuracy and loss, and the best accuracy so far."""
+    """One line per validation: the epoch, the training loss and accuracy of its batches (so that
+    overfitting shows, as debug=overfit wants), the validation accuracy and loss, and the best
+    validation accuracy so far."""
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        if trainer.sanity_checking:
+            return
+        # Every process computes: the epoch's running averages are summed over them.
+        train_loss = float(pl_module.train_loss.compute())
+        train_acc = float(pl_module.train_acc.compute())
+        if not trainer.is_global_zero:
             return
         metrics = trainer.callback_metrics
         log.info(
-            f"{epoch_of(trainer)} | val/acc {float(metrics['val/acc']):.2%} | "
-            f"val/loss {float(metrics['val/loss']):.4f} | "
-            f"best {float(metrics['val/acc_best']):.2%}"
+            f"{epoch_of(trainer)} | train/loss {train_loss:.4f} | train/acc {train_acc:.2%} | "
+            f"val/acc {float(metrics['val/acc']):.2%} | val/loss {float(metrics['val/loss']):.4f} "
+            f"| best {float(metrics['val/acc_best']):.2%}"
         )
 
 

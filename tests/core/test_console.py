@@ -44,7 +44,10 @@ def test_the_console_shows_the_runs_own_lines_and_train_log_keeps_the_chatter(ti
     # The bar's live loss and accuracy, one line per validation, the result at the end.
     assert re.search(r"epoch 2/2: .*train/loss=\d\.\d+, train/acc=\d\.\d+", console)
     for epoch in (1, 2):
-        line = rf"epoch {epoch}/2 \| val/acc \d+\.\d\d% \| val/loss \d\.\d{{4}} \| best \d+\.\d\d%"
+        line = (
+            rf"epoch {epoch}/2 \| train/loss \d\.\d{{4}} \| train/acc \d+\.\d\d% \| "
+            r"val/acc \d+\.\d\d% \| val/loss \d\.\d{4} \| best \d+\.\d\d%"
+        )
         assert re.search(line, console), line
     last = result.stdout.rstrip().splitlines()[-1]
     assert re.fullmatch(r"test acc \d+\.\d\d% \(\d+ of 100\) \| best val acc .* \| run .*", last)
