@@ -92,10 +92,14 @@ class TrainerConfig:
             f"trainer.precision must be one of {list(PRECISIONS)}, got '{self.precision}'",
         )
         gpu = self.accelerator == "gpu"
+        ddp = self.strategy == "ddp"
         require(
             not gpu or torch.cuda.is_available(),
-            "trainer=gpu asks for a GPU, but none is available on this machine "
-            "(torch.cuda.is_available() is False): use trainer=cpu or trainer=auto",
+            f"trainer={'ddp' if ddp else 'gpu'} asks for a GPU, but none is available on this "
+            "machine (torch.cuda.is_available() is False): use "
+            + (
+                "trainer=ddp_cpu (DDP over CPU processes)" if ddp else "trainer=cpu or trainer=auto"
+            ),
         )
         on_gpu = gpu or (self.accelerator == "auto" and torch.cuda.is_available())
         require(

@@ -166,8 +166,10 @@ def test_a_class_named_inside_an_argument_is_refused():
 
 def test_asking_for_a_gpu_where_there_is_none_is_refused(monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    with pytest.raises(UsageError, match="none is available on this machine"):
+    with pytest.raises(UsageError, match="none is available on this machine.*trainer=cpu or"):
         validate(compose_train("trainer=gpu"))
+    with pytest.raises(UsageError, match="^trainer=ddp asks for a GPU.*use trainer=ddp_cpu"):
+        validate(compose_train("trainer=ddp"))
 
 
 def test_an_unknown_key_fails_while_composing():

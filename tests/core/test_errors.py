@@ -60,9 +60,9 @@ def assert_one_error_line(result, message):
         ("optimizer.lr=[", "error: cannot read optimizer.lr=[ (no viable alternative at input"),
         ("model=custom", "error: model._target_ is missing (???): set it on the command line"),
         (
-            "model._target_=my_nets.Net",
-            "error: model._target_=my_nets.Net cannot be imported (ModuleNotFoundError: No module "
-            "named 'my_nets'): name an importable class",
+            "model._target_=no_such_package.Net",
+            "error: model._target_=no_such_package.Net cannot be imported (ModuleNotFoundError: "
+            "No module named 'no_such_package'): name an importable class",
         ),
         (
             "optimizer._target_=os.system",
