@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from src.core.config import validate
+from src.core.console import end_quietly_when_the_reader_stops
 from src.core.ensemble import Member, load_members, log_mean_probabilities
 from src.core.errors import EXIT_USAGE, exit_on_config_error, exit_on_usage_error, message_line
 from src.data.images import NotADigit, as_is, read_image
@@ -118,4 +119,5 @@ def format_prediction(
 
 
 if __name__ == "__main__":
+    end_quietly_when_the_reader_stops()
     exit_on_config_error(main)()

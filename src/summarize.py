@@ -29,6 +29,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from src.core.console import end_quietly_when_the_reader_stops
 from src.core.errors import UsageError, exit_on_usage_error
 from src.core.sweeps import OPTIMIZED_METRIC, job_folders
 from src.tools.tables import markdown_table
@@ -270,4 +271,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    end_quietly_when_the_reader_stops()
     main()

@@ -1,13 +1,16 @@
 import csv
 import json
+import signal
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from src.summarize import NOT_FINISHED, main, summarize
-from tests.conftest import TINY, train_here
+from tests.conftest import ROOT, TINY, train_here
 
 
 def make_job(sweep, job, overrides, metrics=None, mode="MULTIRUN", command="train"):
@@ -203,3 +206,15 @@ def test_the_single_runs_alone(outputs, capsys):
     ]
     assert len(rows) == 2 and all(row["status"] == "ok" for row in rows)
     assert f"Written in {runs}: summary.md, summary.csv" in capsys.readouterr().out
+
+
+def test_a_reader_that_stops_early_ends_the_table_quietly(tmp_path):
+    """`python -m src.summarize outputs/ | head -1`: more than a pipe holds, read one line."""
+    for job in range(800):
+        make_job(tmp_path / "sweep", job, [f"optimizer.lr={job}"], finished(job / 1000))
+    command = [sys.executable, "-m", "src.summarize", str(tmp_path / "sweep")]
+    reading = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert reading.stdout.readline().startswith(b"# Sweep ")
+    reading.stdout.close()
+    assert reading.wait(timeout=300) == -signal.SIGPIPE  # as `head` leaves `cat`, no traceback
+    assert reading.stderr.read() == b""

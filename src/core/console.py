@@ -8,6 +8,7 @@ file handler keeps Hydra's full format and every record.
 from __future__ import annotations
 
 import logging
+import signal
 
 from tqdm import tqdm
 
@@ -54,3 +55,10 @@ class ConsoleHandler(logging.StreamHandler):
             self.flush()
         except Exception:
             self.handleError(record)
+
+
+def end_quietly_when_the_reader_stops() -> None:
+    """`python -m src.summarize outputs/ | head`: when the reader closes the pipe, end as Unix
+    tools do (SIGPIPE), not with a BrokenPipeError traceback."""
+    if hasattr(signal, "SIGPIPE"):  # not on Windows
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
