@@ -80,7 +80,8 @@ class SummarizeSweep(Callback):
 def summarize(sweep: Path) -> str:
     """Write the summary of a sweep's jobs in the sweep folder; returns the Markdown."""
     jobs = [read_run(folder) | {"job": folder.name} for folder in job_folders(sweep)]
-    tensorboard = f"TensorBoard: `tensorboard --logdir {sweep / 'tensorboard'}`"
+    board = sweep / "tensorboard"  # none with logger=none, or when every job failed to build
+    tensorboard = f"TensorBoard: `tensorboard --logdir {board}`" if board.is_dir() else ""
     return write_summary(sweep, jobs, JOBS, f"Sweep {sweep}", tensorboard)
 
 
@@ -112,7 +113,7 @@ def write_summary(
         f"# {title}",
         "",
         f"{len(runs)} {layout.noun}, {failed} failed, best first by {OPTIMIZED_METRIC}. "
-        f"Shared overrides: {' '.join(sorted(shared)) or 'none'}. {tensorboard}",
+        f"Shared overrides: {' '.join(sorted(shared)) or 'none'}. {tensorboard}".rstrip(),
         "",
         markdown_table(list(layout.header), [layout.cells(run) for run in runs]),
     ]

@@ -57,7 +57,7 @@ def test_jobs_are_ranked_by_the_metric_and_failures_come_last_with_their_error(t
     assert rows[0]["overrides"] == "optimizer.lr=0.01"  # the shared override is said once
     assert float(rows[0]["val/acc_best"]) == 0.97 and rows[0]["run_dir"] == str(tmp_path / "2")
     assert markdown == (tmp_path / "summary.md").read_text()
-    assert "Shared overrides: trainer.max_epochs=1" in markdown
+    assert "Shared overrides: trainer.max_epochs=1.\n" in markdown  # no TensorBoard folder here
     assert "| failed: lr < 0" in markdown and "97.00%" in markdown
     assert not (tmp_path / "summary_by_config.csv").exists()  # no configuration repeats
 
