@@ -100,3 +100,17 @@ class ComposableJobsLauncher:
 
     def launch_some(self, jobs: Sequence[Sequence[str]], first_job_num: int) -> list[JobReturn]:
         return list(self.launcher.launch(jobs, initial_job_idx=first_job_num)) if jobs else []
+
+
+class SearchWithoutABestTrial:
+    """For Optuna's sweeper: a search in which no trial finished (a setting every trial fails on)
+    ends as any sweep with failed jobs does, with its summary and exit status 1, instead of
+    Optuna's traceback for the best trial it cannot name."""
+
+    def sweep(self, arguments: list[str]) -> None:
+        try:
+            super().sweep(arguments)
+        except ValueError as error:
+            if "No trials are completed yet" not in str(error):
+                raise
+            log.error("no trial finished, so the search has no best trial")

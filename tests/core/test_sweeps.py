@@ -98,6 +98,16 @@ def test_an_optuna_search_runs_its_trials_two_at_a_time_and_ranks_them(multirun,
     assert sorted(t.value for t in study.trials) == sorted(accuracies)
 
 
+def test_an_optuna_search_whose_every_trial_fails_ends_as_a_failed_sweep(multirun, tmp_path):
+    settings = ["hparams_search=optuna", "hydra.sweeper.n_trials=2", "model.dropout=1.0"]
+    with pytest.raises(SystemExit, match="error: 2 of 2 jobs failed: their errors are above"):
+        multirun(*settings)  # not Optuna's traceback for a best trial it cannot name
+
+    rows = read_csv(tmp_path / "sweep" / "summary.csv")
+    assert [row["status"] for row in rows] == ["failed", "failed"]
+    assert all(row["error"].endswith("dropout must be in [0, 1), got 1.0") for row in rows)
+
+
 def test_submitit_runs_each_job_as_a_process_of_its_own(multirun):
     sweep = multirun(
         "hydra/launcher=submitit_local",
