@@ -25,7 +25,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
-from src.core.errors import EXIT_USAGE, explain_config_error
+from src.core.errors import EXIT_USAGE, explain_config_error, message_line
 from src.core.sweeps import write_metrics
 
 log = logging.getLogger(__name__)
@@ -105,12 +105,21 @@ class ComposableJobsLauncher:
 class SearchWithoutABestTrial:
     """For Optuna's sweeper: a search in which no trial finished (a setting every trial fails on)
     ends as any sweep with failed jobs does, with its summary and exit status 1, instead of
-    Optuna's traceback for the best trial it cannot name."""
+    Optuna's traceback for the best trial it cannot name. A search space Optuna refuses
+    (interval(0.1, 0.0001)) or an option that does not exist (choice(convnet99, mlp)) stops the
+    search in one line, as a bad setting stops a run."""
 
     def sweep(self, arguments: list[str]) -> None:
         try:
             super().sweep(arguments)
+        except (HydraException, OmegaConfBaseException) as error:  # a trial's config
+            stop_the_search(explain_config_error(error))
         except ValueError as error:
             if "No trials are completed yet" not in str(error):
-                raise
+                stop_the_search(f"{message_line(error).rstrip('.')}: mend the swept values")
             log.error("no trial finished, so the search has no best trial")
+
+
+def stop_the_search(reason: str) -> None:
+    print(f"error: {reason}; the search stops", file=sys.stderr)
+    sys.exit(EXIT_USAGE)

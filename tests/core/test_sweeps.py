@@ -108,6 +108,32 @@ def test_an_optuna_search_whose_every_trial_fails_ends_as_a_failed_sweep(multiru
     assert all(row["error"].endswith("dropout must be in [0, 1), got 1.0") for row in rows)
 
 
+@pytest.mark.parametrize(
+    ("swept", "message"),
+    [
+        (
+            "model=choice(convnet99,mlp)",
+            "error: model=convnet99 is not an option of the model group",
+        ),
+        (
+            "optimizer.lr=tag(log,interval(0.1,0.0001))",
+            "error: The `low` value must be smaller than or equal to the `high` value (low=0.1, "
+            "high=0.0001): mend the swept values; the search stops",
+        ),
+    ],
+)
+def test_an_optuna_search_space_that_cannot_be_searched_stops_in_one_line(
+    swept, message, tiny_mnist, tmp_path
+):
+    result = run_module(
+        "src.train", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", swept,
+        f"data.data_dir={tiny_mnist}", *TINY, "logger=none", f"hydra.sweep.dir={tmp_path / 's'}",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.splitlines()[-1].startswith(message)
+    assert "Traceback" not in result.stderr
+
+
 def test_submitit_runs_each_job_as_a_process_of_its_own(multirun):
     sweep = multirun(
         "hydra/launcher=submitit_local",
