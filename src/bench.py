@@ -272,7 +272,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="training images per variant (at most 59,999 for B and C)",
     )
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu"
+    )
     parser.add_argument("--end-to-end", action="store_true")
     parser.add_argument(
         "--override",
@@ -281,7 +283,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="extra config override for the project's runs (repeatable)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda needs a GPU, and this machine shows none: use --device cpu")
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from src.bench import main
+from src.bench import main, parse_args
 
 
 def test_smoke_run_compares_the_plain_loop_with_the_project(tiny_mnist, tmp_path, monkeypatch):
@@ -46,3 +46,13 @@ def test_profile_attributes_the_training_steps_time_to_operators(tiny_mnist, tmp
     assert shares["convolutions"] > 0 and shares["linear layers"] > 0
     assert sum(shares.values()) == pytest.approx(1)
     assert len(list((tmp_path / "outputs" / "bench").glob("profile-*.json"))) == 1
+
+
+def test_asking_for_a_gpu_where_there_is_none_is_named(monkeypatch, capsys):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(SystemExit) as stopped:
+        parse_args(["--device", "cuda"])
+    assert stopped.value.code == 2
+    assert (
+        "error: --device cuda needs a GPU, and this machine shows none" in capsys.readouterr().err
+    )
