@@ -12,7 +12,7 @@ Hydra refuses an unknown key while it composes (a key that is not in the YAML ne
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -281,11 +281,18 @@ def compose_config(overrides: list[str], config_name: str = "train") -> DictConf
 SCHEMAS = {"train": TrainConfig, "eval": EvalConfig, "predict": PredictConfig}
 
 
+def type_at(schema: type, key: str) -> Any:
+    """The type the schema gives a dotted key ("" for the schema itself); None if it has none."""
+    for name in filter(None, key.split(".")):
+        if not is_dataclass(schema) or name not in (hints := get_type_hints(schema)):
+            return None
+        schema = hints[name]
+    return schema
+
+
 def settings_below(schema: type, parent: str) -> list[str]:
     """The settings of the schema's group at `parent` (a dotted key; "" for the top level)."""
-    for name in filter(None, parent.split(".")):
-        schema = get_type_hints(schema)[name]
-    return [field.name for field in fields(schema)]
+    return [field.name for field in fields(type_at(schema, parent))]
 
 
 def validate(cfg: DictConfig, command: str = "train") -> None:
@@ -305,5 +312,12 @@ def validate(cfg: DictConfig, command: str = "train") -> None:
         settings = settings_below(SCHEMAS[command], parent)
         raise UsageError(not_a_setting(error.full_key, settings)) from None
     except OmegaConfBaseException as error:
-        where = f"{error.full_key}: " if getattr(error, "full_key", None) else ""
+        key = getattr(error, "full_key", None)
+        if key and is_dataclass(group_type := type_at(SCHEMAS[command], key)):
+            settings = [field.name for field in fields(group_type)]
+            raise UsageError(
+                f"{key} is a group of settings ({', '.join(settings)}), not one value: set them "
+                f"one by one, e.g. {key}.{settings[0]}=false"
+            ) from None
+        where = f"{key}: " if key else ""
         raise UsageError(f"{where}{message_line(error)}") from None

@@ -75,6 +75,15 @@ def exit_on_config_error(app: Callable[[], T]) -> Callable[[], T]:
         except (HydraException, OmegaConfBaseException) as error:
             print(f"error: {explain_config_error(error)}", file=sys.stderr)
             sys.exit(EXIT_USAGE)
+        except ValueError as error:  # Hydra's word for a group given a number (model=5)
+            if not str(error).startswith("Config group override must be a string"):
+                raise
+            print(
+                f"error: {message_line(error)}: a group takes the name of one of its options, "
+                "e.g. model=convnet16 (--help lists them)",
+                file=sys.stderr,
+            )
+            sys.exit(EXIT_USAGE)
         finally:
             give_back_hydra_full_error()
 

@@ -105,6 +105,11 @@ def build_everything(*overrides: str) -> None:
             "trainer.foo is not a setting: the settings of trainer are accelerator, devices, ",
         ),
         ("+newkey=1", "newkey is not a setting: the settings at the top level are data, model, "),
+        (
+            "callbacks.pictures=false",
+            r"callbacks.pictures is a group of settings \(graph, layer_table, .*\), not one value: "
+            r"set them one by one, e.g. callbacks.pictures.graph=false",
+        ),
         ("trainer.check_val_every_n_epoch=0", "trainer.check_val_every_n_epoch must be >= 1"),
     ],
 )

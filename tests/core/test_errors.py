@@ -76,6 +76,11 @@ def assert_one_error_line(result, message):
             "+scheduler._target_=<class> +scheduler._partial_=true",
         ),
         (
+            "trainer=5",
+            "error: Config group override must be a string or a list. Got int: a group takes the "
+            "name of one of its options, e.g. model=convnet16 (--help lists them)",
+        ),
+        (
             "data=mnist,kmnist",
             "error: data=mnist,kmnist gives several values: add -m to run one job each (python -m "
             "src.train -m data=mnist,kmnist), or write a list as [a,b]",
