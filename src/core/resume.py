@@ -6,14 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from src.core.build import KINDS
 from src.core.callbacks import INTERRUPTED
 from src.core.classifier import sized_by_the_run
 from src.core.config import validate
-from src.core.errors import UsageError
+from src.core.errors import UsageError, message_line
 from src.core.hparams import TensorBoardRun, board_of
 
 # What may change when a run is resumed: how long it trains and how it shows progress. Anything
@@ -48,7 +50,7 @@ def resumed_run(cfg: DictConfig, job: DictConfig) -> ResumedRun:
             f"resume= continues a run with the config it saved, so {' '.join(refused)} cannot "
             f"change it; only {', '.join(RESUMABLE)} can. Start a new run for other settings"
         )
-    saved_cfg = OmegaConf.load(saved / "config.yaml")
+    saved_cfg = load_saved_config(saved / "config.yaml", cfg)
     run_cfg = with_new_settings(saved_cfg, cfg)
     for change in changes:
         key = change.lstrip("+~").split("=")[0]
@@ -65,6 +67,19 @@ def resumed_run(cfg: DictConfig, job: DictConfig) -> ResumedRun:
         [*run_job.overrides.task, *changes],
         board_of(run_job, sweep_dir, resumed=True),
     )
+
+
+def load_saved_config(path: Path, current: DictConfig) -> DictConfig:
+    """The config the run saved, checked before anything of this command line is added to it."""
+    try:
+        saved = OmegaConf.load(path)
+        validate(with_new_settings(saved, current))
+    except (UsageError, OmegaConfBaseException, yaml.YAMLError) as error:
+        raise UsageError(
+            f"{path} does not hold a config this project can run ({message_line(error)}): it "
+            "was edited or damaged, so the run cannot be resumed; start a new one"
+        ) from None
+    return saved
 
 
 def require_schedule_fits(run_cfg: DictConfig, saved_cfg: DictConfig) -> None:

@@ -198,6 +198,17 @@ def test_resume_errors_name_the_problem_and_create_nothing(finished_run, tmp_pat
         "move it: leave hydra.run.dir out"
     )
 
+    garbled = copy_run(finished_run, tmp_path / "garbled")
+    (garbled / ".hydra" / "config.yaml").write_text("model: 5\n")
+    result = run_module("src.train", f"resume={garbled}")
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"error: {garbled / '.hydra' / 'config.yaml'} does not hold a config this project can run"
+    )
+    assert result.stderr.strip().endswith(
+        "was edited or damaged, so the run cannot be resumed; start a new one"
+    )
+
     no_checkpoint = copy_run(finished_run, tmp_path / "a", without=("last.ckpt", "best.ckpt"))
     result = run_module("src.train", f"resume={no_checkpoint}")
     assert result.returncode == 2
