@@ -75,7 +75,7 @@ def test_overfit_batches_trains_on_the_same_batches_every_epoch(tmp_path):
 
 def test_debug_overfit_shows_its_batches_learnt_on_the_epoch_lines(tmp_path):
     data_dir = write_mnist(tmp_path / "data", train_count=1000, make=noise_with_random_labels)
-    settings = ["debug=overfit", "trainer.max_epochs=30", "model=mlp"]  # 30: overfit's own
+    settings = ["debug=overfit", "trainer.max_epochs=30", "model=mlp", "logger=none"]  # 30: its own
     result, console = train(data_dir, tmp_path / "run", *settings)
     assert result.returncode == 0, result.stderr[-3000:]
     train_acc = [

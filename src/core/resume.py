@@ -105,7 +105,7 @@ def with_new_settings(run_cfg: DictConfig, current: DictConfig) -> DictConfig:
     return OmegaConf.merge(fixed, run_cfg)
 
 
-def require_run_folder(resume) -> Path:
+def require_run_folder(resume: object) -> Path:
     if not isinstance(resume, str) or not resume:
         raise UsageError(
             f"resume={resume} is not a folder: pass the folder of the run to continue, e.g. "
