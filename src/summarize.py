@@ -71,15 +71,24 @@ class SummarizeSweep(Callback):
         """Then a sweep with a failed job ends with exit status 1, as a failed run does, so a
         script that runs it can tell."""
         sweep = Path(config.hydra.sweep.dir)
-        print(summarize(sweep) + written(sweep))
-        statuses = [read_run(job)["status"] for job in job_folders(sweep)]
-        if failed := sum(status != "ok" for status in statuses):
-            sys.exit(f"error: {failed} of {len(statuses)} jobs failed: their errors are above")
+        jobs = sweep_jobs(sweep)
+        print(summarize(sweep, jobs) + written(sweep))
+        if failed := count_failed(jobs):
+            sys.exit(f"error: {failed} of {len(jobs)} jobs failed: their errors are above")
 
 
-def summarize(sweep: Path) -> str:
-    """Write the summary of a sweep's jobs in the sweep folder; returns the Markdown."""
-    jobs = [read_run(folder) | {"job": folder.name} for folder in job_folders(sweep)]
+def sweep_jobs(sweep: Path) -> list[dict[str, Any]]:
+    return [read_run(folder) | {"job": folder.name} for folder in job_folders(sweep)]
+
+
+def count_failed(runs: list[dict[str, Any]]) -> int:
+    return sum(run["status"] != "ok" for run in runs)
+
+
+def summarize(sweep: Path, jobs: list[dict[str, Any]] | None = None) -> str:
+    """Write the summary of a sweep's jobs (read from its folder unless given) in the sweep
+    folder; returns the Markdown."""
+    jobs = sweep_jobs(sweep) if jobs is None else jobs
     board = sweep / "tensorboard"  # none with logger=none, or when every job failed to build
     tensorboard = f"TensorBoard: `tensorboard --logdir {board}`" if board.is_dir() else ""
     return write_summary(sweep, jobs, JOBS, f"Sweep {sweep}", tensorboard)
@@ -108,7 +117,7 @@ def write_summary(
     write_csv(folder / "summary.csv", layout.csv_columns, runs)
     if configs:
         write_csv(folder / "summary_by_config.csv", list(configs[0]), configs)
-    failed = sum(run["status"] != "ok" for run in runs)
+    failed = count_failed(runs)
     lines = [
         f"# {title}",
         "",

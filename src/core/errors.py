@@ -116,6 +116,8 @@ class ConfigComposed(Callback):
 
 def explain_config_error(error: Exception) -> str:
     cause = error.__cause__
+    program = Path(sys.argv[0]).stem  # train, eval or predict
+    command = f"python -m src.{program}"
     if isinstance(error, MissingConfigException) and error.options is not None:
         group, _, option = (error.missing_cfg_file or "").rpartition("/")  # hydra/launcher too
         options = error.options
@@ -128,7 +130,7 @@ def explain_config_error(error: Exception) -> str:
         settings = [str(k) for k in cause.parent_node or {} if k != "hydra"]
         # A plug-in group's YAML need not list every argument of its class: `+` adds one.
         # (src.eval's and src.predict's `data` holds only their own settings.)
-        training = Path(sys.argv[0]).stem == "train"
+        training = program == "train"
         plug_in = training and parent in ("model", "data", "optimizer", "scheduler")
         if plug_in and not settings:  # scheduler=none: no class to give arguments to
             return (
@@ -140,11 +142,10 @@ def explain_config_error(error: Exception) -> str:
         return not_a_setting(cause.full_key, settings) + hint
     if isinstance(cause, ValidationError):
         return (
-            f"{cause.full_key}: {message_line(cause)} (`python -m src.{Path(sys.argv[0]).stem} "
-            "--cfg job` shows every setting with a value of its type)"
+            f"{cause.full_key}: {message_line(cause)} (`{command} --cfg job` shows every "
+            "setting with a value of its type)"
         )
     message = message_line(error)
-    command = f"python -m src.{Path(sys.argv[0]).stem}"
     if isinstance(error, OverrideParseException):
         return f"cannot read {error.override} ({message}): write group=option or key=value"
     if several := re.match(r"Ambiguous value for argument '(.*)'", message):
@@ -153,8 +154,8 @@ def explain_config_error(error: Exception) -> str:
             f"{several[1]}), or write a list as [a,b]"
         )
     if no_group := re.match(r"Could not override '(.*)'\. No match in the defaults list", message):
-        from_checkpoint = Path(sys.argv[0]).stem != "train"  # src.eval, src.predict
-        why = " (the network and its settings come from the checkpoint)" if from_checkpoint else ""
+        from_checkpoint = " (the network and its settings come from the checkpoint)"
+        why = from_checkpoint if program != "train" else ""
         return f"{no_group[1]} is not a group of {command}{why}: `{command} --help` lists them"
     return message.split("raised while resolving interpolation: ")[-1]
 
