@@ -34,6 +34,9 @@ format: install
 	$(BIN)/ruff check --fix src tests
 	$(BIN)/ruff format src tests
 
+# Most tests wait on the processes they start (a Lightning import each): a worker per core,
+# at most 4. PYTEST_ARGS="-k <name>" runs one test in this process.
+PYTEST_ARGS ?= --numprocesses=auto --maxprocesses=4
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
