@@ -6,7 +6,7 @@ one line, in its folder's metrics.json as a job that fails while training is, an
 on. With fail_fast=true the sweep stops before any job runs, with one line and exit status 2.
 
 Hydra takes a sweeper from the hydra_plugins package only: hydra_plugins/mnist_convnets names
-this one, and conf/train.yaml selects it (hydra/sweeper: keep_going).
+this one, and conf/hydra/default_sweeper.yaml selects it (hydra/sweeper: keep_going).
 """
 
 from __future__ import annotations
