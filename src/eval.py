@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
+from src.core.classifier import Tally
 from src.core.config import validate
 from src.core.ensemble import Member, load_members, log_mean_probabilities
 from src.core.errors import exit_on_config_error, exit_on_usage_error
@@ -70,16 +71,14 @@ def score(
     logits = [member.logits(images) for member in members]
     log_probabilities = log_mean_probabilities(logits)
     matrix = multiclass_confusion_matrix(log_probabilities.argmax(dim=1), labels, len(classes))
-    correct, total = int(matrix.trace()), int(matrix.sum())
+    tally = Tally(int(matrix.trace()), int(matrix.sum()))
     report = {
         **member_scores(members, logits, labels),
-        "test/acc": correct / total,
-        "test/correct": correct,
-        "test/images": total,
+        **tally.metrics("test"),
         "test/loss": float(F.nll_loss(log_probabilities, labels)),
         "per_class": per_class(matrix, classes),
         "confusion_matrix": matrix.tolist(),
-        "misclassified": total - correct,
+        "misclassified": tally.images - tally.correct,
     }
     return report, log_probabilities
 
@@ -88,17 +87,11 @@ def member_scores(members: list[Member], logits: list[Tensor], labels: Tensor) -
     """The checkpoint, or each member of an ensemble with its own test accuracy (from counts)."""
     if len(members) == 1:
         return {"checkpoint": str(members[0].checkpoint)}
-    accuracies = []
+    scores = []
     for member, answers in zip(members, logits, strict=True):
-        correct = int((answers.argmax(dim=1) == labels).sum())
-        accuracies.append(
-            {
-                "checkpoint": str(member.checkpoint),
-                "test/acc": correct / len(labels),
-                "test/correct": correct,
-            }
-        )
-    return {"members": accuracies}
+        tally = Tally(int((answers.argmax(dim=1) == labels).sum()), len(labels))
+        scores.append({"checkpoint": str(member.checkpoint), **tally.metrics("test")})
+    return {"members": scores}
 
 
 def per_class(matrix: Tensor, classes: list[str]) -> dict[str, dict[str, float]]:

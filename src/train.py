@@ -184,13 +184,7 @@ def report(
 def tally_metrics(stage: str, tally: Tally | None, suffix: str = "") -> dict[str, Any]:
     """A stage's accuracy divided from its counts, with the counts beside it; no validation
     (trainer.limit_val_batches=0) has no accuracy."""
-    if tally is None:
-        return {f"{stage}/acc{suffix}": None}
-    return {
-        f"{stage}/acc{suffix}": tally.accuracy,
-        f"{stage}/correct{suffix}": tally.correct,
-        f"{stage}/images": tally.images,
-    }
+    return {f"{stage}/acc{suffix}": None} if tally is None else tally.metrics(stage, suffix)
 
 
 def result_line(metrics: dict[str, Any], run_dir: Path) -> str:

@@ -39,6 +39,14 @@ class Tally(NamedTuple):
     def accuracy(self) -> float:
         return self.correct / self.images
 
+    def metrics(self, stage: str, suffix: str = "") -> dict[str, Any]:
+        """As metrics.json holds them: the accuracy, and the counts it is divided from."""
+        return {
+            f"{stage}/acc{suffix}": self.accuracy,
+            f"{stage}/correct{suffix}": self.correct,
+            f"{stage}/images": self.images,
+        }
+
 
 class CorrectCount(Metric):
     """Counts right predictions and images as integers; torchmetrics sums them over the
@@ -77,7 +85,7 @@ class Classifier(L.LightningModule):
         data: dict[str, Any],
         image_shape: tuple[int, int, int],
         classes: list[str],
-        channels_last: bool = False,
+        channels_last: bool = False,  # older checkpoints have none
         label_smoothing: float = 0.0,  # older checkpoints have none
     ) -> None:
         super().__init__()
@@ -245,7 +253,7 @@ def build_scheduler(
 ) -> dict[str, Any]:
     """Lightning's scheduler entry: the schedule, stepped every `interval` (step or epoch), its
     length argument (total_steps, T_max) filled with the run's length unless the config sets it."""
-    interval = settings.get("interval", "step")
+    interval = interval_of(settings)
     if interval not in INTERVALS:
         raise UsageError(f"scheduler.interval must be one of {list(INTERVALS)}, got '{interval}'")
     run_length = {name: int(length[interval]) for name in sized_by_the_run(settings)}
@@ -255,13 +263,19 @@ def build_scheduler(
 
 def require_room_for_the_run(settings: dict[str, Any], length: dict[str, int]) -> None:
     """OneCycleLR cannot step past its end, as the other schedules can (a cosine starts again)."""
-    total_steps, interval = settings.get("total_steps"), settings.get("interval", "step")
+    total_steps, interval = settings.get("total_steps"), interval_of(settings)
     if total_steps is not None and total_steps < length[interval]:
         raise UsageError(
             f"scheduler.total_steps={total_steps} is shorter than the run ({length[interval]} "
             f"{interval}s), and the schedule cannot step past its end: leave total_steps out "
             "(the run's length fills it)"
         )
+
+
+def interval_of(settings: dict[str, Any]) -> str:
+    """How often the schedule steps: its YAML says; one named on the command line alone
+    (scheduler._target_=...) steps every training step."""
+    return settings.get("interval", "step")
 
 
 def sized_by_the_run(settings: dict[str, Any]) -> list[str]:

@@ -22,6 +22,7 @@ from torch.utils.tensorboard.summary import hparams
 
 from src.core.build import HYDRA_KEYS
 from src.core.sweeps import (
+    DEFAULTS_RUN,
     claim_tensorboard_run,
     claimed_tensorboard_run,
     fit_folder_name,
@@ -77,7 +78,7 @@ class TensorBoardRun:
     """Where a run logs in TensorBoard (<root>/<name>) and what its HPARAMS entry needs from
     Hydra beside the config."""
 
-    name: str = "defaults"
+    name: str = DEFAULTS_RUN
     root: Path | None = None  # the log root; None: the run folder's tensorboard/
     choices: dict[str, str | None] = field(default_factory=dict)  # each group's option (Hydra)
     varying: tuple[str, ...] = ()  # the keys the run's sweep varies
@@ -88,7 +89,7 @@ class TensorBoardRun:
         cls, job: DictConfig, name: str, root: Path | None = None, varying=(), job_num=None
     ) -> TensorBoardRun:
         """The run of a Hydra job (`job`: its hydra config, live or saved in .hydra/hydra.yaml)."""
-        return cls(name or "defaults", root, dict(job.runtime.choices), tuple(varying), job_num)
+        return cls(name or DEFAULTS_RUN, root, dict(job.runtime.choices), tuple(varying), job_num)
 
     def claimed(self) -> TensorBoardRun:
         """The run under the name it claims when it is a new sweep job's (two jobs of a sweep

@@ -21,6 +21,7 @@ from src.core.errors import USER_ERRORS, message_line
 
 OPTIMIZED_METRIC = "val/acc_best"  # what a job returns to the sweeper (Optuna maximises it)
 MAX_RUN_NAME = 200  # bytes; a folder name can hold 255
+DEFAULTS_RUN = "defaults"  # the TensorBoard run of a command line that changes no setting
 SWEEP_CONFIG = "multirun.yaml"  # at the sweep's root: its command line and sweeper settings
 
 
@@ -122,7 +123,7 @@ def claimed_tensorboard_run(log_root: Path, overrides_name: str, job_num: int) -
 
 
 def tensorboard_run_name(overrides_name: str, job_num: int) -> str:
-    return fit_folder_name(overrides_name or "defaults", f"...,job={job_num}")
+    return fit_folder_name(overrides_name or DEFAULTS_RUN, f"...,job={job_num}")
 
 
 def job_folders(sweep: Path) -> list[Path]:
