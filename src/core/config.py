@@ -313,8 +313,8 @@ def validate(cfg: DictConfig, command: str = "train") -> None:
         raise UsageError(not_a_setting(error.full_key, settings)) from None
     except OmegaConfBaseException as error:
         key = getattr(error, "full_key", None)
-        if key and is_dataclass(group_type := type_at(SCHEMAS[command], key)):
-            settings = [field.name for field in fields(group_type)]
+        if key and is_dataclass(type_at(SCHEMAS[command], key)):
+            settings = settings_below(SCHEMAS[command], key)
             raise UsageError(
                 f"{key} is a group of settings ({', '.join(settings)}), not one value: set them "
                 f"one by one, e.g. {key}.{settings[0]}=false"

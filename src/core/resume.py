@@ -18,8 +18,8 @@ from src.core.config import validate
 from src.core.errors import UsageError, message_line
 from src.core.hparams import TensorBoardRun, board_of
 
-# What may change when a run is resumed: how long it trains and how it shows progress. Anything
-# else would make it another run, which belongs in a folder of its own.
+# What may change when a run is resumed: how long it trains, how it shows progress, its threads.
+# Anything else would make it another run, which belongs in a folder of its own.
 RESUMABLE = ("trainer.max_epochs", "callbacks.progress_bar_refresh", "trainer.threads")
 
 
@@ -44,19 +44,18 @@ def resumed_run(cfg: DictConfig, job: DictConfig) -> ResumedRun:
             "it: leave hydra.run.dir out"
         )
     changes = [o for o in job.overrides.task if not o.startswith("resume=")]
-    refused = [o for o in changes if o.lstrip("+~").split("=")[0] not in RESUMABLE]
+    refused = [o for o in changes if setting_of(o) not in RESUMABLE]
     if refused:
         raise UsageError(
             f"resume= continues a run with the config it saved, so {' '.join(refused)} cannot "
             f"change it; only {', '.join(RESUMABLE)} can. Start a new run for other settings"
         )
-    saved_cfg = load_saved_config(saved / "config.yaml", cfg)
-    run_cfg = with_new_settings(saved_cfg, cfg)
-    for change in changes:
-        key = change.lstrip("+~").split("=")[0]
+    run_cfg = load_saved_config(saved / "config.yaml", cfg)
+    saved_epochs = run_cfg.trainer.max_epochs
+    for key in map(setting_of, changes):
         OmegaConf.update(run_cfg, key, OmegaConf.select(cfg, key))
     validate(run_cfg)  # before saving: a bad value must not stay in the run's config
-    require_schedule_fits(run_cfg, saved_cfg)
+    require_schedule_fits(run_cfg, saved_epochs)
     if changes:  # a later resume= goes on with them (a raised trainer.max_epochs above all)
         OmegaConf.save(run_cfg, saved / "config.yaml")
     run_job = OmegaConf.load(saved / "hydra.yaml").hydra
@@ -69,23 +68,29 @@ def resumed_run(cfg: DictConfig, job: DictConfig) -> ResumedRun:
     )
 
 
+def setting_of(override: str) -> str:
+    """The key an override sets: trainer.max_epochs of +trainer.max_epochs=20."""
+    return override.lstrip("+~").split("=")[0]
+
+
 def load_saved_config(path: Path, current: DictConfig) -> DictConfig:
-    """The config the run saved, checked before anything of this command line is added to it."""
+    """The config the run saved, with the settings added to the project since, checked before
+    anything of this command line changes it: a fault found here is the file's."""
     try:
-        saved = OmegaConf.load(path)
-        validate(with_new_settings(saved, current))
+        run_cfg = with_new_settings(OmegaConf.load(path), current)
+        validate(run_cfg)
     except (UsageError, OmegaConfBaseException, yaml.YAMLError) as error:
         raise UsageError(
             f"{path} does not hold a config this project can run ({message_line(error)}): it "
             "was edited or damaged, so the run cannot be resumed; start a new one"
         ) from None
-    return saved
+    return run_cfg
 
 
-def require_schedule_fits(run_cfg: DictConfig, saved_cfg: DictConfig) -> None:
+def require_schedule_fits(run_cfg: DictConfig, saved_epochs: int) -> None:
     """A schedule sized by the run's length (onecycle, cosine) ends with the epochs it was made
     for: its saved state would run past its end, so the run cannot be made longer or shorter."""
-    epochs, saved_epochs = run_cfg.trainer.max_epochs, saved_cfg.trainer.max_epochs
+    epochs = run_cfg.trainer.max_epochs
     scheduler = OmegaConf.to_container(run_cfg.scheduler) if run_cfg.scheduler else {}
     if epochs != saved_epochs and scheduler and sized_by_the_run(scheduler):
         raise UsageError(
