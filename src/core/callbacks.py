@@ -1,5 +1,6 @@
-"""The callbacks every run uses: checkpoints, a clean stop on Ctrl-C or SIGTERM, early stopping,
-progress bar, model summary, and the pictures of a TensorBoard run."""
+"""The callbacks of a training run: checkpoints, a line per epoch, a clean stop on Ctrl-C or
+SIGTERM, the progress bar, the network's summary, the pictures of a TensorBoard run, and, when
+conf/callbacks asks for them, early stopping and a moving average of the weights."""
 
 from __future__ import annotations
 

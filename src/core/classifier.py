@@ -252,7 +252,8 @@ def build_scheduler(
     settings: dict[str, Any], optimizer: torch.optim.Optimizer, length: dict[str, int]
 ) -> dict[str, Any]:
     """Lightning's scheduler entry: the schedule, stepped every `interval` (step or epoch), its
-    length argument (total_steps, T_max) filled with the run's length unless the config sets it."""
+    length argument (total_steps, T_max, total_iters) filled with the run's length unless the
+    config sets it."""
     interval = interval_of(settings)
     if interval not in INTERVALS:
         raise UsageError(f"scheduler.interval must be one of {list(INTERVALS)}, got '{interval}'")
