@@ -29,7 +29,7 @@ from src.core.config import validate
 from src.core.console import end_quietly_when_the_reader_stops
 from src.core.ensemble import Member, load_members, log_mean_probabilities
 from src.core.errors import EXIT_USAGE, exit_on_config_error, exit_on_usage_error, message_line
-from src.data.images import NotADigit, as_is, read_image
+from src.data.images import UnusableImage, as_is, read_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
 
@@ -82,9 +82,9 @@ def read_examples(path: str, preprocess: bool, members: list[Member]) -> list[Te
     """The image at `path` as a uint8 (1, 28, 28) image like the data set's own, made as each
     member's run made them (members may have been trained with other preprocessing settings)."""
     if Path(path).is_dir():
-        raise NotADigit(f"a folder without images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise UnusableImage(f"a folder without images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     if not Path(path).exists():
-        raise NotADigit("no such file, folder or glob match")
+        raise UnusableImage("no such file, folder or glob match")
     image = read_image(path)
     return [member.data.like_examples(image) if preprocess else as_is(image) for member in members]
 

@@ -39,7 +39,8 @@ LAUNCHER_VARIABLES = (
 
 
 def job_command(module: str, local_rank: int) -> tuple[list[str], str]:
-    """The command and working directory for process `local_rank` of this Hydra job."""
+    """The command and working directory for process `local_rank` of this Hydra job (the same
+    for every process: each learns its rank from the environment Lightning gives it)."""
     job = HydraConfig.get()
     command = [
         sys.executable,

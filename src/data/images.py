@@ -22,8 +22,9 @@ MNIST_SIZE = 28
 INK = 0.2  # a pixel at least this bright (0..1, after the background is taken away) is ink
 
 
-class NotADigit(ValueError):
-    """An image that cannot be made into a digit; the message says why."""
+class UnusableImage(ValueError):
+    """An input src.predict cannot answer for (no such file, not an image, no digit in it); the
+    message says why, and the other inputs go on."""
 
 
 def read_image(path: str | Path) -> Image.Image:
@@ -40,7 +41,7 @@ def as_is(image: Image.Image) -> Tensor:
     """An image that is already MNIST-like (28x28, white on black), as uint8 (1, 28, 28)."""
     if image.size != (MNIST_SIZE, MNIST_SIZE):
         width, height = image.size
-        raise NotADigit(
+        raise UnusableImage(
             f"{width}x{height} pixels, not {MNIST_SIZE}x{MNIST_SIZE}: preprocess=false takes "
             "MNIST-like images only; leave preprocess on for photos and scans"
         )
@@ -57,7 +58,7 @@ def like_dataset(image: Image.Image, box: int, centre: str) -> Tensor:
         pixels, background = 1 - pixels, 1 - background
     ink = (pixels - background).clamp(min=0)
     if ink.max() <= 0:
-        raise NotADigit("no digit found: the image is one flat colour")
+        raise UnusableImage("no digit found: the image is one flat colour")
     digit = crop_to_ink(ink / ink.max())
     place = centre_by_mass if centre == "mass" else centre_by_box
     return place(scale_into_box(digit, box)).mul(255).round().to(torch.uint8).unsqueeze(0)
