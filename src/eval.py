@@ -29,7 +29,7 @@ from src.core.classifier import Tally
 from src.core.config import validate
 from src.core.ensemble import Member, load_members, log_mean_probabilities
 from src.core.errors import exit_on_config_error, exit_on_usage_error
-from src.tools.figures import confusion_figure, digits_figure, mistakes_by_loss
+from src.visuals.figures import confusion_figure, digits_figure, mistakes_by_loss
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")

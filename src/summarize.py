@@ -32,7 +32,7 @@ from omegaconf import DictConfig
 from src.core.console import end_quietly_when_the_reader_stops
 from src.core.errors import UsageError, exit_on_usage_error
 from src.core.sweeps import OPTIMIZED_METRIC, job_folders
-from src.tools.tables import markdown_table
+from src.visuals.tables import markdown_table
 
 RUN_COLUMNS = ("overrides", "status", "error", OPTIMIZED_METRIC, "test/acc", "epochs")
 RUN_COLUMNS += ("fit_seconds", "parameters", "multiply_adds", "run_dir")

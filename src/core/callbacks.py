@@ -25,8 +25,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from src.models import LAYER_COLUMNS, layer_rows
-from src.tools.pictures import Pictures
-from src.tools.tables import markdown_table
+from src.visuals.pictures import Pictures
+from src.visuals.tables import markdown_table
 
 log = logging.getLogger(__name__)
 MONITOR = "val/acc"

@@ -156,7 +156,7 @@ class Classifier(L.LightningModule):
         return tally
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        """Returns the logits, for callbacks that picture the validation (src/tools/pictures.py)."""
+        """Returns the logits, for callbacks that picture the validation (src/visuals/)."""
         return self.held_out_step(batch, self.val_loss, self.val_count, "val")
 
     def on_validation_epoch_end(self) -> None:

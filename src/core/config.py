@@ -156,7 +156,7 @@ class LoggerConfig:
 
 @dataclass
 class PicturesConfig:
-    """Which pictures the TensorBoard logger gets during training (src/tools/pictures.py)."""
+    """Which pictures the TensorBoard logger gets during training (src/visuals/pictures.py)."""
 
     graph: bool
     layer_table: bool

@@ -44,7 +44,7 @@ class ReleaseFinishedJob(Callback):
       collection, several jobs later: tens of MB a job piled up until then;
     - Hydra keeps every job's return until the sweep ends, and with it the job's config and a copy
       of Hydra's (some 1,200 objects a job); the sweepers read only its value and overrides.
-    (The third, torch.jit.trace's types for each network's graph: src/tools/pictures.py.)"""
+    (The third, torch.jit.trace's types for each network's graph: src/visuals/pictures.py.)"""
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
         job_return.cfg = job_return.hydra_cfg = None

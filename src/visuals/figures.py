@@ -1,5 +1,5 @@
 """Pictures of a classifier's results, drawn once for `src.eval`'s PNG files and every validation
-epoch for TensorBoard (`src.tools.pictures`).
+epoch for TensorBoard (`src.visuals.pictures`).
 
 Figures are plain matplotlib `Figure`s on the Agg canvas, never pyplot: no global state, no
 display needed, nothing left open.

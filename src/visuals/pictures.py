@@ -28,7 +28,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from torchvision.utils import make_grid
 
 from src.models import LAYER_COLUMNS, layer_rows, outputs_of
-from src.tools.figures import (
+from src.visuals.figures import (
     confusion_figure,
     digits_figure,
     figure_pixels,
@@ -36,7 +36,7 @@ from src.tools.figures import (
     maps_grid,
     mistakes_by_loss,
 )
-from src.tools.tables import markdown_table
+from src.visuals.tables import markdown_table
 
 # The graph is traced with torch.jit.trace, which newer torch marks deprecated; TensorBoard's
 # add_graph has nothing else yet.

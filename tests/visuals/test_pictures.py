@@ -1,7 +1,7 @@
 import torch
 
-from src.tools.figures import maps_grid
 from src.train import train
+from src.visuals.figures import maps_grid
 from tests.test_train import event_folder, read_events
 
 EVERY_EPOCH = {
