@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import re
 import statistics
 import sys
@@ -31,6 +30,7 @@ from omegaconf import DictConfig
 
 from src.core.console import end_quietly_when_the_reader_stops
 from src.core.errors import UsageError, exit_on_usage_error
+from src.core.records import read_record
 from src.core.sweeps import OPTIMIZED_METRIC, job_folders
 from src.visuals.tables import markdown_table
 
@@ -39,7 +39,6 @@ RUN_COLUMNS += ("fit_seconds", "parameters", "multiply_adds", "run_dir")
 JOB_COLUMNS = ("job", *RUN_COLUMNS)
 RESULT_HEADER = ["overrides", "status", OPTIMIZED_METRIC, "test/acc", "epochs", "fit s"]
 STATS = ("mean", "std")
-NOT_FINISHED = "no metrics.json: stopped before its end (killed, interrupted), or still running"
 
 
 @dataclass(frozen=True)
@@ -145,7 +144,7 @@ def read_run(folder: Path) -> dict[str, Any]:
     given = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) or []
     # A key given twice counts once, with the last value, as in Hydra (a sweep's jobs list it so)
     overrides = list({override.partition("=")[0]: override for override in given}.values())
-    record = read_record(folder / "metrics.json")
+    record = read_record(folder)
     run = {key: record.get(key) for key in RUN_COLUMNS}
     return run | {
         "overrides": overrides,
@@ -153,19 +152,6 @@ def read_run(folder: Path) -> dict[str, Any]:
         "error": record.get("error", ""),
         "run_dir": str(folder),
     }
-
-
-def read_record(path: Path) -> dict[str, Any]:
-    """A run's metrics.json, or the record of a failed run that says why there is none to read."""
-    if not path.is_file():
-        return {"status": "failed", "error": NOT_FINISHED}
-    try:
-        record = json.loads(path.read_text())
-    except ValueError:  # not JSON, or not text
-        record = None
-    if not isinstance(record, dict):
-        return {"status": "failed", "error": f"{path} is not a run's record: cut short or garbled"}
-    return record
 
 
 def rank(run: dict[str, Any]) -> tuple:

@@ -40,13 +40,9 @@ from src.core.errors import (
     show_traceback,
 )
 from src.core.hparams import TensorBoard, TensorBoardRun, board_of, log_hparams
+from src.core.records import write_failure, write_metrics
 from src.core.resume import resumed_run
-from src.core.sweeps import (
-    OPTIMIZED_METRIC,
-    threads_per_job,
-    write_failure,
-    write_metrics,
-)
+from src.core.sweeps import OPTIMIZED_METRIC, threads_per_job
 from src.models import count_parameters, multiply_adds
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src.summarize import NOT_FINISHED, main, summarize
+from src.core.records import NOT_FINISHED
+from src.summarize import main, summarize
 from tests.conftest import ROOT, TINY, train_here
 
 

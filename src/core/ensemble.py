@@ -11,7 +11,6 @@ and normalisation, but they must have learned the same data set.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from collections.abc import Mapping, Sequence
@@ -26,6 +25,7 @@ from torch import Tensor, nn
 from src.core.build import build
 from src.core.checkpoints import best_checkpoint, find_checkpoint, load_classifier
 from src.core.errors import UsageError
+from src.core.records import read_record
 from src.core.sweeps import job_folders
 from src.data.idx import IDXDataModule
 
@@ -89,10 +89,12 @@ def finished_jobs(sweep: Path, jobs: list[Path]) -> list[Path]:
 
 
 def why_unfinished(job: Path) -> str:
-    """The error its metrics.json records, when the job failed."""
-    metrics = job / "metrics.json"
-    error = json.loads(metrics.read_text()).get("error") if metrics.is_file() else None
-    return f"failed: {error}" if error else "no checkpoints/best.ckpt (killed, or still running)"
+    """Why a job has no best checkpoint: the error its record gives, or that it finished without
+    one (no validation)."""
+    record = read_record(job)
+    if record["status"] == "failed":
+        return f"failed: {record['error']}"
+    return "it finished without a best checkpoint (no validation ran)"
 
 
 def require_one_data_set(members: Sequence[Member]) -> None:

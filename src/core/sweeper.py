@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from src.core.errors import EXIT_USAGE, explain_config_error, message_line
-from src.core.sweeps import write_metrics
+from src.core.records import write_metrics
 
 log = logging.getLogger(__name__)
 

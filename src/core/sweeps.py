@@ -1,13 +1,11 @@
 """What one job of a sweep (a multirun) needs beyond a single run: its share of the cores, a
 TensorBoard run of its own under the sweep's log root, named after what sets it apart from the
-other jobs, a failure that is written down instead of ending the sweep: in metrics.json, the
-record that every run and job leaves and that the summaries read (src/summarize.py), and nothing
-left behind in the sweep's process once the job ends."""
+other jobs, its failure written down (src/core/records.py) instead of ending the sweep, and
+nothing left behind in the sweep's process once the job ends."""
 
 from __future__ import annotations
 
 import gc
-import json
 import os
 from pathlib import Path
 
@@ -16,8 +14,6 @@ from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
-
-from src.core.errors import USER_ERRORS, message_line
 
 OPTIMIZED_METRIC = "val/acc_best"  # what a job returns to the sweeper (Optuna maximises it)
 MAX_RUN_NAME = 200  # bytes; a folder name can hold 255
@@ -130,34 +126,3 @@ def job_folders(sweep: Path) -> list[Path]:
     """The folders of a sweep's jobs (each holds Hydra's .hydra/), in job order: 2 before 10."""
     folders = [config.parents[1] for config in sweep.glob("*/.hydra/hydra.yaml")]
     return sorted(folders, key=lambda folder: (len(folder.name), folder.name))
-
-
-def first_line(error: BaseException) -> str:
-    """The error as one line for a summary table: a usage error's message, or the exception's
-    type and the first line of its message."""
-    message = message_line(error)  # the type's name when the message is empty
-    if isinstance(error, USER_ERRORS) or not str(error).strip():
-        return message
-    return f"{type(error).__name__}: {message}"
-
-
-def write_failure(run_dir: Path, error: Exception, overrides: list[str], name: str | None) -> str:
-    """metrics.json of a run that failed, so that summaries list it with its reason; returns the
-    reason."""
-    reason = first_line(error)
-    write_metrics(run_dir, {"status": "failed", "error": reason}, overrides, name)
-    return reason
-
-
-def write_metrics(run_dir: Path, metrics: dict, overrides: list[str], name: str | None) -> None:
-    """metrics.json: the run's status ("ok" unless metrics says "failed"), its metrics or error,
-    its label and overrides."""
-    record = {
-        "status": "ok",
-        **metrics,
-        "name": name,
-        "overrides": overrides,
-        "run_dir": str(run_dir),
-    }
-    # default=str: a label of the wrong type (name=[1,2]) is what the run failed on; it is kept.
-    (run_dir / "metrics.json").write_text(json.dumps(record, indent=2, default=str) + "\n")

@@ -12,7 +12,7 @@ from torch import nn
 
 from src.core.build import build
 from src.core.checkpoints import load_classifier
-from src.core.ensemble import Member, log_mean_probabilities
+from src.core.ensemble import Member, finished_jobs, log_mean_probabilities
 from src.data.idx import IDXDataModule, load_split, raw_folder
 from src.data.images import read_image
 from src.eval import score
@@ -174,6 +174,29 @@ def test_a_sweep_folder_is_an_ensemble_of_its_finished_jobs(sweep, tiny_mnist, t
     ]
     assert report["test/acc"] == report["test/correct"] / report["test/images"]
     assert f"note: skipping job 2 of {sweep}: failed: seed" in result.stderr
+
+
+def test_a_job_without_a_checkpoint_is_skipped_with_the_reason_its_record_gives(tmp_path, capsys):
+    records = {  # job 0 finished; 1 failed, 2's record is garbled, 3 was killed before writing one
+        "1": '{"status": "failed", "error": "optimizer.lr must be > 0"}',
+        "2": '{"status": "ok", "test/a',
+    }
+    for job in "0123":
+        (tmp_path / job).mkdir()
+        if job in records:
+            (tmp_path / job / "metrics.json").write_text(records[job])
+    (tmp_path / "0" / "checkpoints").mkdir()
+    (tmp_path / "0" / "checkpoints" / "best.ckpt").write_bytes(b"weights")
+    jobs = [tmp_path / job for job in "0123"]
+    assert finished_jobs(tmp_path, jobs) == [tmp_path / "0" / "checkpoints" / "best.ckpt"]
+    notes = capsys.readouterr().err.splitlines()
+    assert notes == [
+        f"note: skipping job 1 of {tmp_path}: failed: optimizer.lr must be > 0",
+        f"note: skipping job 2 of {tmp_path}: failed: {tmp_path / '2' / 'metrics.json'} is not a "
+        "run's record: cut short or garbled",
+        f"note: skipping job 3 of {tmp_path}: failed: no metrics.json: stopped before its end "
+        "(killed, interrupted), or still running",
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,7 @@ import optuna
 import pytest
 from omegaconf import OmegaConf
 
-from src.core.errors import UsageError
-from src.core.sweeps import MAX_RUN_NAME, claim_tensorboard_run, first_line, threads_per_job
+from src.core.sweeps import MAX_RUN_NAME, claim_tensorboard_run, threads_per_job
 from tests.conftest import ROOT, TINY, run_module, train_here
 
 CORES = len(os.sched_getaffinity(0))
@@ -208,12 +207,6 @@ def test_each_job_gets_a_tensorboard_run_of_its_own(tmp_path):
     long = claim_tensorboard_run(tmp_path, "optimizer.lr=0.00012345678901234," * 20, 5)
     assert long.endswith(",job=5") and len(long.encode()) < MAX_RUN_NAME + 20
     assert (tmp_path / long).is_dir()
-
-
-def test_an_error_becomes_one_line():
-    assert first_line(UsageError("optimizer.lr must be > 0\nmore")) == "optimizer.lr must be > 0"
-    assert first_line(ValueError("bad shape\ndetails")) == "ValueError: bad shape"
-    assert first_line(MemoryError()) == "MemoryError"
 
 
 def test_a_long_sweep_holds_its_memory_steady(tiny_mnist, tmp_path):
