@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 
 from src.core.build import build, settings_of
 from src.core.callbacks import Interrupted, build_callbacks
-from src.core.checkpoints import require_fitting_weights
+from src.core.checkpoints import load_weights_that_fit
 from src.core.classifier import Classifier, Tally
 from src.core.config import PROFILERS, validate
 from src.core.distributed import (
@@ -60,6 +60,8 @@ def main(cfg: DictConfig) -> float | None:
     overrides = list(run.overrides.task)
     try:
         with processes_of_this_job("src.train"):
+            # A resume that fails writes no failure: its folder's metrics.json, if any, is the
+            # finished run's, which a mistake such as a wrong DATA_DIR must not overwrite.
             if cfg.resume is not None:
                 resumed = resumed_run(cfg, run)
                 metrics = train(
@@ -117,8 +119,8 @@ def train(
         torch.set_num_threads(cfg.trainer.threads)
 
     data, model = build_run(cfg)
-    if ckpt_path:  # a clear message now rather than a traceback from inside fit
-        require_fitting_weights(model, ckpt_path)
+    if ckpt_path:  # a clear message now rather than a traceback from inside fit, which loads
+        load_weights_that_fit(model, ckpt_path)  # them again with the rest of the state
     logger = build_logger(cfg.logger.name, run_dir, board)
     trainer = L.Trainer(
         **trainer_settings(cfg.trainer, run_dir),
@@ -141,7 +143,22 @@ def train(
     val_best = model.val_best  # read now: testing the best checkpoint loads its val_best
     trainer.test(model, datamodule=data, ckpt_path=checkpoint_to_test(trainer), verbose=False)
 
-    metrics = {
+    metrics = final_metrics(trainer, model, data, val_best, fit_seconds)
+    if trainer.is_global_zero:
+        report(trainer, cfg, board, metrics, run_dir, overrides or [])
+    wait_for_launched_processes(trainer)
+    return metrics
+
+
+def final_metrics(
+    trainer: L.Trainer,
+    model: Classifier,
+    data: L.LightningDataModule,
+    val_best: Tally | None,
+    fit_seconds: float,
+) -> dict[str, Any]:
+    """metrics.json's content: the test, the best validation epoch, and what the run cost."""
+    return {
         **tally_metrics("test", model.test_tally),
         "test/loss": float(trainer.callback_metrics["test/loss"]),
         **tally_metrics("val", val_best, "_best"),
@@ -153,10 +170,6 @@ def train(
         "threads": torch.get_num_threads(),
         "precision": trainer.precision,
     }
-    if trainer.is_global_zero:
-        report(trainer, cfg, board, metrics, run_dir, overrides or [])
-    wait_for_launched_processes(trainer)
-    return metrics
 
 
 def report(

@@ -66,7 +66,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return content
 
 
-def require_fitting_weights(model: Classifier, path: Path) -> None:
+def load_weights_that_fit(model: Classifier, path: Path) -> None:
     """Load a checkpoint's weights into `model`, or say that they belong to another network."""
     weights = read_checkpoint(path)["state_dict"]
     try:

@@ -1,5 +1,6 @@
-"""What a training run prints: the lines a person reads. Lightning's messages about its set-up stay
-in the run's train.log, which keeps every record; its warnings reach both.
+"""What the commands print: the lines a person reads. Lightning's messages about its set-up stay
+in the run's train.log, which keeps every record; its warnings reach both. And a reader that
+stops early (`src.summarize outputs/ | head`) ends a command quietly.
 
 Hydra's console handler gets the three pieces below (conf/train.yaml, hydra.job_logging); the
 file handler keeps Hydra's full format and every record.
