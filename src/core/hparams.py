@@ -21,14 +21,10 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch.utils.tensorboard.summary import hparams
 
 from src.core.build import HYDRA_KEYS
-from src.core.sweeps import (
-    DEFAULTS_RUN,
-    claim_tensorboard_run,
-    claimed_tensorboard_run,
-    fit_folder_name,
-    sweep_job_name,
-    varying_keys,
-)
+from src.core.sweeps import sweep_job_name, varying_keys
+
+MAX_RUN_NAME = 200  # bytes; a folder name can hold 255
+DEFAULTS_RUN = "defaults"  # the TensorBoard run of a command line that changes no setting
 
 
 class TensorBoard(TensorBoardLogger):
@@ -114,6 +110,38 @@ def board_of(
             job, claimed_tensorboard_run(root, name, job.job.num), root, varying
         )
     return TensorBoardRun.of(job, name, root, varying, job.job.num)
+
+
+def claim_tensorboard_run(log_root: Path, overrides_name: str, job_num: int) -> str:
+    """The TensorBoard run name of one job under the sweep's log root: its overrides, plus its
+    job number if another job of the sweep already has the same overrides (an Optuna trial may
+    repeat one; mkdir is atomic, so parallel jobs cannot both claim a folder) or if the overrides
+    are too long for a folder name (Optuna's floats are long)."""
+    name = tensorboard_run_name(overrides_name, job_num)
+    log_root.mkdir(parents=True, exist_ok=True)
+    try:
+        (log_root / name).mkdir()
+    except FileExistsError:
+        return f"{name},job={job_num}"
+    return name
+
+
+def fit_folder_name(name: str, suffix: str = "...") -> str:
+    """The name as it is, or cut to fit a folder name with `suffix` after it."""
+    if len(name.encode()) <= MAX_RUN_NAME:
+        return name
+    return name.encode()[:MAX_RUN_NAME].decode(errors="ignore") + suffix
+
+
+def claimed_tensorboard_run(log_root: Path, overrides_name: str, job_num: int) -> str:
+    """The name `claim_tensorboard_run` gave this job, for a job that is resumed."""
+    name = tensorboard_run_name(overrides_name, job_num)
+    with_number = f"{name},job={job_num}"
+    return with_number if (log_root / with_number).is_dir() else name
+
+
+def tensorboard_run_name(overrides_name: str, job_num: int) -> str:
+    return fit_folder_name(overrides_name or DEFAULTS_RUN, f"...,job={job_num}")
 
 
 def hparams_entry(cfg: DictConfig, run: TensorBoardRun) -> dict[str, Any]:

@@ -1,7 +1,7 @@
-"""What one job of a sweep (a multirun) needs beyond a single run: its share of the cores, a
-TensorBoard run of its own under the sweep's log root, named after what sets it apart from the
-other jobs, its failure written down (src/core/records.py) instead of ending the sweep, and
-nothing left behind in the sweep's process once the job ends."""
+"""What one job of a sweep (a multirun) needs beyond a single run: its share of the cores, what
+sets it apart from the other jobs (its TensorBoard run is named after it: src/core/hparams.py),
+its failure written down (src/core/records.py) instead of ending the sweep, and nothing left
+behind in the sweep's process once the job ends."""
 
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 OPTIMIZED_METRIC = "val/acc_best"  # what a job returns to the sweeper (Optuna maximises it)
-MAX_RUN_NAME = 200  # bytes; a folder name can hold 255
-DEFAULTS_RUN = "defaults"  # the TensorBoard run of a command line that changes no setting
 SWEEP_CONFIG = "multirun.yaml"  # at the sweep's root: its command line and sweeper settings
 
 
@@ -88,38 +86,6 @@ def threads_per_job(launcher: DictConfig) -> int | None:
     if parallel_jobs < 0:  # joblib counts back from the cores: -1 = one job per core
         parallel_jobs = max(1, cores + 1 + parallel_jobs)
     return max(1, cores // parallel_jobs)
-
-
-def claim_tensorboard_run(log_root: Path, overrides_name: str, job_num: int) -> str:
-    """The TensorBoard run name of one job under the sweep's log root: its overrides, plus its
-    job number if another job of the sweep already has the same overrides (an Optuna trial may
-    repeat one; mkdir is atomic, so parallel jobs cannot both claim a folder) or if the overrides
-    are too long for a folder name (Optuna's floats are long)."""
-    name = tensorboard_run_name(overrides_name, job_num)
-    log_root.mkdir(parents=True, exist_ok=True)
-    try:
-        (log_root / name).mkdir()
-    except FileExistsError:
-        return f"{name},job={job_num}"
-    return name
-
-
-def fit_folder_name(name: str, suffix: str = "...") -> str:
-    """The name as it is, or cut to fit a folder name with `suffix` after it."""
-    if len(name.encode()) <= MAX_RUN_NAME:
-        return name
-    return name.encode()[:MAX_RUN_NAME].decode(errors="ignore") + suffix
-
-
-def claimed_tensorboard_run(log_root: Path, overrides_name: str, job_num: int) -> str:
-    """The name `claim_tensorboard_run` gave this job, for a job that is resumed."""
-    name = tensorboard_run_name(overrides_name, job_num)
-    with_number = f"{name},job={job_num}"
-    return with_number if (log_root / with_number).is_dir() else name
-
-
-def tensorboard_run_name(overrides_name: str, job_num: int) -> str:
-    return fit_folder_name(overrides_name or DEFAULTS_RUN, f"...,job={job_num}")
 
 
 def job_folders(sweep: Path) -> list[Path]:

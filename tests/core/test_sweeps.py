@@ -10,7 +10,8 @@ import optuna
 import pytest
 from omegaconf import OmegaConf
 
-from src.core.sweeps import MAX_RUN_NAME, claim_tensorboard_run, threads_per_job
+from src.core.hparams import MAX_RUN_NAME, claim_tensorboard_run
+from src.core.sweeps import threads_per_job
 from tests.conftest import ROOT, TINY, run_module, train_here
 
 CORES = len(os.sched_getaffinity(0))
