@@ -27,7 +27,9 @@ SPLITS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-NORMALIZE = ("half", "dataset", "none")
+# The (mean, std) of each `normalize` option: the seed notes' (0.5, 0.5), the data set's own
+# (None: its YAML's mean and std), or none at all.
+NORMALIZE = {"half": (0.5, 0.5), "dataset": None, "none": (0.0, 1.0)}
 
 
 def raw_folder(data_dir: str | Path, folder: str) -> Path:
@@ -156,9 +158,7 @@ class IDXDataModule(L.LightningDataModule):
         self.data_dir, self.folder, self.classes = data_dir, folder, list(classes)
         self.batch_size, self.eval_batch_size, self.val_size = batch_size, eval_batch_size, val_size
         self.split_seed, self.shuffle, self.seed = split_seed, shuffle, seed
-        self.mean, self.std = {"half": (0.5, 0.5), "dataset": (mean, std), "none": (0.0, 1.0)}[
-            normalize
-        ]
+        self.mean, self.std = NORMALIZE[normalize] or (mean, std)
         self.augment = augment
         self.augmentation = (rotate_degrees, translate, scale, elastic_alpha, elastic_sigma)
         self.predict_box, self.predict_centre = predict_box, predict_centre
