@@ -102,6 +102,7 @@ class Classifier(L.LightningModule):
         # Validation and test accuracies are counted, for metrics.json's exact fractions.
         self.val_count, self.test_count = CorrectCount(), CorrectCount()
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+        self.val_tally: Tally | None = None  # the last validation epoch's
         self.val_best: Tally | None = None  # the best validation epoch so far
         self.test_tally: Tally | None = None  # the last test's
         # The first step whose loss was NaN or infinite (-1: none), kept on the device: reading
@@ -163,6 +164,7 @@ class Classifier(L.LightningModule):
         tally = self.epoch_tally(self.val_count, "val")
         if self.trainer.sanity_checking:
             return
+        self.val_tally = tally
         # Strictly better, as ModelCheckpoint decides which epoch's weights are best.ckpt.
         if self.val_best is None or tally.accuracy > self.val_best.accuracy:
             self.val_best = tally

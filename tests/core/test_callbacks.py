@@ -1,12 +1,17 @@
 import json
+import logging
 import re
 import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import torch
+from torchmetrics import MeanMetric
 
+from src.core.callbacks import EpochResults
+from src.core.classifier import Tally
 from tests.conftest import ROOT, TINY, evaluate, run_module
 
 
@@ -93,3 +98,29 @@ def test_with_ema_the_average_of_the_weights_is_checkpointed_and_tested(tiny_mni
     _, eval_metrics = evaluate(run_dir, tiny_mnist, out_dir)
     run_metrics = json.loads((run_dir / "metrics.json").read_text())
     assert abs(eval_metrics["test/loss"] - run_metrics["test/loss"]) < 1e-5
+
+
+def test_the_epoch_line_gives_the_accuracies_of_their_counts(caplog):
+    """1 right of 160 is 0.625%: exactly 0.62% to two places, 0.63% as the logged float32."""
+    module = SimpleNamespace(
+        train_loss=MeanMetric(),
+        train_acc=MeanMetric(),
+        val_tally=Tally(1, 160),
+        val_best=Tally(1, 160),
+    )
+    module.train_loss.update(2.5)
+    module.train_acc.update(0.5)
+    logged = {name: torch.tensor(1 / 160) for name in ("val/acc", "val/acc_best")}
+    trainer = SimpleNamespace(
+        sanity_checking=False,
+        is_global_zero=True,
+        current_epoch=0,
+        max_epochs=3,
+        callback_metrics={**logged, "val/loss": torch.tensor(2.25)},
+    )
+    with caplog.at_level(logging.INFO, logger="src.core.callbacks"):
+        EpochResults().on_validation_end(trainer, module)
+    assert caplog.messages == [
+        "epoch 1/3 | train/loss 2.5000 | train/acc 50.00% | val/acc 0.62% | val/loss 2.2500 | "
+        "best 0.62%"
+    ]
