@@ -115,6 +115,9 @@ class ConfigComposed(Callback):
 
 
 def explain_config_error(error: Exception) -> str:
+    """One line for a command line Hydra could not compose, naming the fix: an option that is not
+    a file of its group, a key that is not a setting, a value of the wrong type, an override that
+    does not parse, several values without -m, a group the command does not have."""
     cause = error.__cause__
     program = Path(sys.argv[0]).stem  # train, eval or predict
     command = f"python -m src.{program}"
@@ -126,20 +129,7 @@ def explain_config_error(error: Exception) -> str:
             f"{', '.join(options)} (the files in conf/{group}/)"
         )
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
-        parent = cause.full_key.rpartition(".")[0]
-        settings = [str(k) for k in cause.parent_node or {} if k != "hydra"]
-        # A plug-in group's YAML need not list every argument of its class: `+` adds one.
-        # (src.eval's and src.predict's `data` holds only their own settings.)
-        training = program == "train"
-        plug_in = training and parent in ("model", "data", "optimizer", "scheduler")
-        if plug_in and not settings:  # scheduler=none: no class to give arguments to
-            return (
-                f"{cause.full_key} is not a setting: this {parent} option has none; choose "
-                f"another ({parent}=<option>, listed by --help), or name a class of your own: "
-                f"+{parent}._target_=<class> +{parent}._partial_=true"
-            )
-        hint = f" (`+{cause.full_key}=...` adds an argument its class takes)" if plug_in else ""
-        return not_a_setting(cause.full_key, settings) + hint
+        return explain_unknown_key(cause, training=program == "train")
     if isinstance(cause, ValidationError):
         return (
             f"{cause.full_key}: {message_line(cause)} (`{command} --cfg job` shows every "
@@ -158,6 +148,23 @@ def explain_config_error(error: Exception) -> str:
         why = from_checkpoint if program != "train" else ""
         return f"{no_group[1]} is not a group of {command}{why}: `{command} --help` lists them"
     return message.split("raised while resolving interpolation: ")[-1]
+
+
+def explain_unknown_key(cause: ConfigAttributeError | ConfigKeyError, training: bool) -> str:
+    """The settings beside the unknown key; in a plug-in group of training, a YAML need not list
+    every argument of its class, and `+` adds one. (src.eval's and src.predict's `data` holds only
+    their own settings.)"""
+    parent = cause.full_key.rpartition(".")[0]
+    settings = [str(k) for k in cause.parent_node or {} if k != "hydra"]
+    plug_in = training and parent in ("model", "data", "optimizer", "scheduler")
+    if plug_in and not settings:  # scheduler=none: no class to give arguments to
+        return (
+            f"{cause.full_key} is not a setting: this {parent} option has none; choose "
+            f"another ({parent}=<option>, listed by --help), or name a class of your own: "
+            f"+{parent}._target_=<class> +{parent}._partial_=true"
+        )
+    hint = f" (`+{cause.full_key}=...` adds an argument its class takes)" if plug_in else ""
+    return not_a_setting(cause.full_key, settings) + hint
 
 
 def not_a_setting(key: str, settings: list[str]) -> str:
