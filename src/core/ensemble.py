@@ -92,7 +92,7 @@ def why_unfinished(job: Path) -> str:
     """Why a job has no best checkpoint: the error its record gives, or that it finished without
     one (no validation)."""
     record = read_record(job)
-    if record["status"] == "failed":
+    if record.get("status") == "failed":  # none: a finished run, as src.summarize reads it
         return f"failed: {record['error']}"
     return "it finished without a best checkpoint (no validation ran)"
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from src.core.build import build
 from src.core.checkpoints import load_classifier
-from src.core.ensemble import Member, finished_jobs, log_mean_probabilities
+from src.core.ensemble import Member, finished_jobs, log_mean_probabilities, why_unfinished
 from src.data.idx import IDXDataModule, load_split, raw_folder
 from src.data.images import read_image
 from src.eval import score
@@ -197,6 +197,11 @@ def test_a_job_without_a_checkpoint_is_skipped_with_the_reason_its_record_gives(
         f"note: skipping job 3 of {tmp_path}: failed: no metrics.json: stopped before its end "
         "(killed, interrupted), or still running",
     ]
+
+
+def test_a_record_without_a_status_is_a_finished_runs(tmp_path):
+    (tmp_path / "metrics.json").write_text("{}")
+    assert why_unfinished(tmp_path) == "it finished without a best checkpoint (no validation ran)"
 
 
 @pytest.fixture(scope="module")
