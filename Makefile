@@ -1,4 +1,4 @@
-# make install | train | sweep | test | lint | format | tensorboard | bench | clean
+# make install | train | sweep | test | lint | format | tensorboard | mlflow | bench | clean
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DATA_DIR ?= $(if $(wildcard ../shared/data/MNIST/raw),../shared/data,data)
 export DATA_DIR
 
-.PHONY: install train sweep test lint format tensorboard bench clean
+.PHONY: install train sweep test lint format tensorboard mlflow bench clean
 
 install: $(BIN)/activate
 $(BIN)/activate: pyproject.toml
@@ -14,7 +14,7 @@ $(BIN)/activate: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned to the release this project is tested with.
 	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
-	$(BIN)/pip install --quiet -e ".[dev,sweeps]"
+	$(BIN)/pip install --quiet -e ".[dev,sweeps,loggers]"
 	touch $(BIN)/activate
 
 train: install
@@ -49,6 +49,10 @@ bench: install
 
 tensorboard: install
 	$(BIN)/tensorboard --logdir outputs
+
+# MLflow's UI on the store of logger=mlflow (conf/logger/mlflow.yaml), on this machine only.
+mlflow: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///outputs/mlflow.db --host 127.0.0.1 --port 5000
 
 clean:
 	rm -rf outputs/runs outputs/multiruns .pytest_cache .ruff_cache
