@@ -190,19 +190,23 @@ def as_unit_range(images: Tensor) -> np.ndarray:
 
 
 def bench(
-    model: ProbabilityModel, session: onnxruntime.InferenceSession, images: Tensor
+    model: ProbabilityModel,
+    session: onnxruntime.InferenceSession,
+    images: Tensor,
+    rounds: int = BENCH_ROUNDS,
+    calls: int = 200,
 ) -> dict[str, dict[str, float]]:
     """PyTorch eager and onnxruntime on the same inputs, taking turns round by round: the
-    latency of one image (median and 99th percentile, ms) and the images per second of a batch
-    of BENCH_BATCH (the median round's)."""
+    latency of one image (median and 99th percentile of `calls` a round, ms) and the images per
+    second of a batch of BENCH_BATCH (the median round's)."""
     one, batch = as_unit_range(images[:1]), as_unit_range(images[:BENCH_BATCH])
     engines = {"PyTorch eager": eager(model.eval()), "onnxruntime": onnx_runner(session)}
     latencies: dict[str, list[float]] = {name: [] for name in engines}
     throughputs: dict[str, list[float]] = {name: [] for name in engines}
-    for _ in range(BENCH_ROUNDS):
+    for _ in range(rounds):
         for name, run in engines.items():
             run(one)  # warm: the first call of a round allocates
-            latencies[name] += [seconds(run, one) * 1000 for _ in range(200)]
+            latencies[name] += [seconds(run, one) * 1000 for _ in range(calls)]
             throughputs[name].append(
                 len(batch) / statistics.median(seconds(run, batch) for _ in range(5))
             )
