@@ -94,6 +94,7 @@ class Demo:
             "received": png_data_url(examples[0][0]),  # the first member's; others may differ
             "votes": [self.vote(m, x) for m, x in zip(self.members, logits, strict=True)],
             "feature_maps": feature_maps(self.first_convolution, outputs),
+            "feature_maps_of": member_name(self.members[0]),  # an ensemble's: its first member's
         }
 
     def vote(self, member: Member, logits: Tensor) -> dict[str, Any]:

@@ -130,7 +130,7 @@ function show(answer) {
   showBars(answer.probabilities, best);
   byId("received").src = answer.received;
   showVotes(answer.votes);
-  showMaps(answer.feature_maps);
+  showMaps(answer.feature_maps, answer.votes.length > 1 ? answer.feature_maps_of : "");
 }
 
 function showBars(probabilities, best) {
@@ -158,14 +158,15 @@ function showVotes(votes) {
   byId("votes").replaceChildren(...rows);
 }
 
-function showMaps(featureMaps) {
+function showMaps(featureMaps, member) {
   const maps = byId("maps");
   if (!featureMaps) {
     byId("maps-title").textContent = "First convolution's feature maps";
     maps.replaceChildren(element("p", "none", "This network has no convolution (an MLP)."));
     return;
   }
-  byId("maps-title").textContent = `First convolution's feature maps (${featureMaps.layer}; each map from its lowest value, black, to its highest, white)`;
+  const whose = member ? ` of ${member}` : "";
+  byId("maps-title").textContent = `First convolution's feature maps${whose} (${featureMaps.layer}; each map from its lowest value, black, to its highest, white)`;
   maps.replaceChildren(
     ...featureMaps.maps.map((source, index) => {
       const image = element("img");
