@@ -196,20 +196,28 @@ def bench(
     rounds: int = BENCH_ROUNDS,
     calls: int = 200,
 ) -> dict[str, dict[str, float]]:
-    """PyTorch eager and onnxruntime on the same inputs, taking turns round by round: the
-    latency of one image (median and 99th percentile of `calls` a round, ms) and the images per
-    second of a batch of BENCH_BATCH (the median round's)."""
+    """PyTorch eager (with torch's threads, and with one) and onnxruntime on the same inputs,
+    taking turns round by round: the latency of one image (median and 99th percentile of `calls`
+    a round, ms) and the images per second of a batch of BENCH_BATCH (the median round's)."""
     one, batch = as_unit_range(images[:1]), as_unit_range(images[:BENCH_BATCH])
-    engines = {"PyTorch eager": eager(model.eval()), "onnxruntime": onnx_runner(session)}
+    threads = torch.get_num_threads()  # torch's default: one per core
+    engines = {
+        f"PyTorch eager, {threads} threads": eager(model.eval(), threads),
+        "PyTorch eager, 1 thread": eager(model, 1),  # as src.serve runs it
+        "onnxruntime": onnx_runner(session),
+    }
     latencies: dict[str, list[float]] = {name: [] for name in engines}
     throughputs: dict[str, list[float]] = {name: [] for name in engines}
-    for _ in range(rounds):
-        for name, run in engines.items():
-            run(one)  # warm: the first call of a round allocates
-            latencies[name] += [seconds(run, one) * 1000 for _ in range(calls)]
-            throughputs[name].append(
-                len(batch) / statistics.median(seconds(run, batch) for _ in range(5))
-            )
+    try:
+        for _ in range(rounds):
+            for name, run in engines.items():
+                run(one)  # warm: the first call of a round allocates
+                latencies[name] += [seconds(run, one) * 1000 for _ in range(calls)]
+                throughputs[name].append(
+                    len(batch) / statistics.median(seconds(run, batch) for _ in range(5))
+                )
+    finally:
+        torch.set_num_threads(threads)
     return {
         name: {
             "latency_median_ms": statistics.median(latencies[name]),
@@ -220,8 +228,9 @@ def bench(
     }
 
 
-def eager(model: nn.Module) -> Callable[[np.ndarray], Any]:
+def eager(model: nn.Module, threads: int) -> Callable[[np.ndarray], Any]:
     def run(images: np.ndarray) -> Tensor:
+        torch.set_num_threads(threads)  # the engines take turns: each sets its own
         with torch.inference_mode():
             return model(torch.from_numpy(images))
 
@@ -241,8 +250,8 @@ def seconds(run: Callable[[np.ndarray], Any], images: np.ndarray) -> float:
 def format_bench(results: dict[str, dict[str, float]]) -> str:
     """A Markdown table for docs/performance.md, with what the figures depend on."""
     lines = [
-        f"{time.strftime('%Y-%m-%d')}, {cpu_name()}, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__}",
+        f"{time.strftime('%Y-%m-%d')}, {cpu_name()}, torch {torch.__version__}, "
+        f"onnxruntime {onnxruntime.__version__} (its default: a thread per core)",
         "",
         f"| engine | one image, median | one image, p99 | batch {BENCH_BATCH}, images/s |",
         "|---|---|---|---|",

@@ -56,6 +56,9 @@ MAX_FEATURE_MAPS = 64  # convnet64's first convolution has 64; more would not fi
 @exit_on_usage_error
 def main(cfg: DictConfig) -> None:
     validate(cfg, "serve")
+    # One image at a time needs one thread: on a busy machine, waiting for a second one made the
+    # slowest answers 10 times slower (docs/performance.md).
+    torch.set_num_threads(1)
     demo = Demo(load_members(cfg.ckpt_path), max_pixels=round(cfg.max_megapixels * 1e6))
     server = DemoServer(demo, cfg.port)
     if cfg.measure_page:

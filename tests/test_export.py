@@ -126,10 +126,15 @@ def test_bench_times_both_engines(font_run, tmp_path):
     write_onnx(members, tmp_path)
     images, _ = load_split(raw_folder(data_dir, "MNIST"), "test")
     results = bench(ProbabilityModel(members), onnx_session(tmp_path / "model.onnx"), images, 1, 3)
-    assert list(results) == ["PyTorch eager", "onnxruntime"]
+    threads = torch.get_num_threads()
+    assert list(results) == [
+        f"PyTorch eager, {threads} threads",
+        "PyTorch eager, 1 thread",
+        "onnxruntime",
+    ]
     for result in results.values():
         assert 0 < result["latency_median_ms"] <= result["latency_p99_ms"]
         assert result["images_per_second"] > 0
     table = format_bench(results).splitlines()
     assert table[2] == "| engine | one image, median | one image, p99 | batch 256, images/s |"
-    assert table[4].startswith("| PyTorch eager | ") and table[5].startswith("| onnxruntime | ")
+    assert [row.split(" | ")[0] for row in table[4:]] == [f"| {name}" for name in results]

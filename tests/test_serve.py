@@ -21,7 +21,8 @@ from PIL import Image
 from src.core.build import build
 from src.core.classifier import Classifier
 from src.core.ensemble import Member, load_members
-from src.serve import Demo
+from src.core.errors import UsageError
+from src.serve import Demo, DemoServer
 from tests.conftest import ROOT, compose_train, photo_of, run_module
 from tests.test_predict import png_header
 
@@ -155,17 +156,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_a_port_in_use_and_a_folder_without_a_checkpoint_stop_with_one_line(font_run, tmp_path):
+def test_a_port_in_use_is_named_with_the_fix(font_run):
+    demo = Demo(load_members(str(font_run[0])), max_pixels=10**6)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", free_port()))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_module("src.serve", f"ckpt_path={font_run[0]}", f"port={port}")
-    assert result.returncode == 2
-    assert result.stderr.strip() == (
-        f"error: port {port} on 127.0.0.1 is in use (another server, or this demo started "
-        f"before): choose another, e.g. port={port + 1}, or port=0 for any free one"
+        with pytest.raises(UsageError) as refused:
+            DemoServer(demo, port)
+    assert str(refused.value) == (
+        f"port {port} on 127.0.0.1 is in use (another server, or this demo started before): "
+        f"choose another, e.g. port={port + 1}, or port=0 for any free one"
     )
+
+
+def test_a_folder_without_a_checkpoint_stops_with_one_line(tmp_path):
     result = run_module("src.serve", f"ckpt_path={tmp_path}")
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: no checkpoint at {tmp_path}/checkpoints/best.ckpt")
