@@ -7,6 +7,7 @@ Chromium is Debian's (`apt-get install chromium`), driven by the `playwright` pa
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,8 +73,23 @@ def digit_stroke(digit: int) -> list[tuple[float, float]]:
 
 
 def upload(page: Any, path: str | Path) -> None:
-    """The file as a person chooses it (the page's file input; a drop sends it the same way)."""
+    """The file as a person chooses it with the page's *Choose a photo…* button."""
     page.set_input_files("#file", str(path))
+
+
+def drop(page: Any, path: str | Path) -> None:
+    """The file as a person drops it on the page: a drop event whose DataTransfer holds it."""
+    content = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    transfer = page.evaluate_handle(
+        """([name, content]) => {
+            const bytes = Uint8Array.from(atob(content), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name));
+            return transfer;
+        }""",
+        [Path(path).name, content],
+    )
+    page.dispatch_event("#canvas", "drop", {"dataTransfer": transfer})
 
 
 def wait_for_answer(page: Any, answers_before: int) -> dict[str, Any]:

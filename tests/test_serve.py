@@ -97,13 +97,13 @@ def test_a_stroke_gets_a_prediction_and_probabilities_that_sum_to_1(page):
     assert answer["milliseconds"] > 0
 
 
-def test_an_uploaded_photo_of_a_digit_gets_its_class(page, tmp_path):
-    from src.serve_browser import upload, wait_for_answer
+def test_a_dropped_or_chosen_photo_of_a_digit_gets_its_class(page, tmp_path):
+    from src.serve_browser import drop, upload, wait_for_answer
 
-    for digit in (3, 7):
+    for digit, give in ((3, drop), (7, upload)):
         photo_of(digit).save(tmp_path / f"photo{digit}.jpg")
         before = answers_so_far(page)
-        upload(page, tmp_path / f"photo{digit}.jpg")
+        give(page, tmp_path / f"photo{digit}.jpg")
         assert wait_for_answer(page, before)["class"] == str(digit)
 
 
