@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -46,19 +47,23 @@ def browser_or_skip() -> None:
 
 
 @pytest.fixture(scope="module")
-def server(font_run) -> Iterator[str]:
+def server(font_run, tmp_path_factory) -> Iterator[str]:
     """`python -m src.serve` on a free port; its URL. Stopped after the module's tests."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "src.serve", f"ckpt_path={font_run[0]}", "port=0"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    stderr = tmp_path_factory.mktemp("serve") / "stderr.txt"
+    with stderr.open("w") as errors:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "src.serve", f"ckpt_path={font_run[0]}", "port=0"],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
     try:
-        first_line = process.stdout.readline()  # "serving <run> at <url> (Ctrl-C stops)"
-        assert " at http://127.0.0.1:" in first_line, process.stderr.read()[-3000:]
+        started, _, _ = select.select([process.stdout], [], [], START_SECONDS)
+        first_line = process.stdout.readline() if started else ""
+        # "serving <run> at <url> (Ctrl-C stops)"
+        assert " at http://127.0.0.1:" in first_line, stderr.read_text()[-3000:]
         yield first_line.split(" at ")[1].split()[0]
     finally:
         process.terminate()
