@@ -84,7 +84,8 @@ class Demo:
 
     def answer(self, upload: bytes) -> dict[str, Any]:
         """The page's answer for an uploaded image file (a drawing is a PNG)."""
-        examples = examples_of(open_upload(upload, self.max_pixels), True, self.members)
+        image = open_upload(upload, self.max_pixels)
+        examples = examples_of(image, preprocess=True, members=self.members)
         with self.lock, convolution_output(self.first_convolution) as outputs:
             logits = [
                 member.logits(image.unsqueeze(0))

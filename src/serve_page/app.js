@@ -84,9 +84,9 @@ async function askAboutFile(file) {
 // The photo in the canvas, fitted, so that the person sees what was sent (strokes drawn next
 // go over it). A file the browser cannot show is still sent: the server says what is wrong.
 async function showOnCanvas(file) {
-  clearCanvas();
   try {
     const image = await createImageBitmap(file);
+    clearCanvas();
     const scale = Math.min(canvas.width / image.width, canvas.height / image.height);
     const width = image.width * scale;
     const height = image.height * scale;
@@ -122,7 +122,7 @@ async function ask(imageFile, started) {
 
 function show(answer) {
   byId("error").hidden = true;
-  byId("answer").classList.remove("stale");
+  document.body.classList.remove("stale");
   const best = classes.indexOf(answer.class);
   byId("prediction").textContent = answer.class;
   byId("confidence").textContent =
@@ -180,12 +180,13 @@ function showMaps(featureMaps, member) {
 function showError(message) {
   byId("error").textContent = message;
   byId("error").hidden = false;
-  byId("answer").classList.add("stale");
+  document.body.classList.add("stale");
   document.body.dataset.errors = String(Number(document.body.dataset.errors || 0) + 1);
 }
 
 function showNothing(message) {
   byId("error").hidden = true;
+  document.body.classList.add("stale"); // the last answer's input and maps, faded
   byId("prediction").textContent = "?";
   byId("confidence").textContent = message;
   byId("timing").textContent = "";
