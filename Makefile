@@ -1,4 +1,4 @@
-# make install | train | sweep | test | lint | format | tensorboard | mlflow | bench | clean
+# make install | train | sweep | test | lint | format | tensorboard | mlflow | bench | demo | clean
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DATA_DIR ?= $(if $(wildcard ../shared/data/MNIST/raw),../shared/data,data)
 export DATA_DIR
 
-.PHONY: install train sweep test lint format tensorboard mlflow bench clean
+.PHONY: install train sweep test lint format tensorboard mlflow bench demo clean
 
 install: $(BIN)/activate
 $(BIN)/activate: pyproject.toml
@@ -14,7 +14,7 @@ $(BIN)/activate: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned to the release this project is tested with.
 	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
-	$(BIN)/pip install --quiet -e ".[dev,sweeps,loggers]"
+	$(BIN)/pip install --quiet -e ".[dev,sweeps,loggers,serve]"
 	touch $(BIN)/activate
 
 train: install
@@ -53,6 +53,15 @@ tensorboard: install
 # MLflow's UI on the store of logger=mlflow (conf/logger/mlflow.yaml), on this machine only.
 mlflow: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///outputs/mlflow.db --host 127.0.0.1 --port 5000
+
+# The page of src.serve for the newest run's best checkpoint (a run's or a sweep job's) under
+# outputs/; ARGS="port=8001" for another port. Another run: python -m src.serve ckpt_path=<run>.
+NEWEST_RUN = $(shell ls -t outputs/runs/*/*/checkpoints/best.ckpt \
+	outputs/multiruns/*/*/*/checkpoints/best.ckpt 2>/dev/null | head -n 1)
+demo: install
+	@test -n "$(NEWEST_RUN)" || { echo "error: no trained run under outputs/: train one first \
+	(make train, or python -m src.train experiment=fast)" >&2; exit 2; }
+	$(BIN)/python -m src.serve ckpt_path=$(NEWEST_RUN) $(ARGS)
 
 clean:
 	rm -rf outputs/runs outputs/multiruns .pytest_cache .ruff_cache

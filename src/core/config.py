@@ -213,3 +213,36 @@ def validate(cfg: DictConfig, command: str = "train") -> None:
             ) from None
         where = f"{key}: " if key else ""
         raise UsageError(f"{where}{message_line(error)}") from None
+
+
+@dataclass
+class ServeConfig:
+    ckpt_path: Any  # one path, or a list of them (require_checkpoint)
+    port: int
+    max_megapixels: float
+    measure_page: int
+
+    def __post_init__(self) -> None:
+        require_checkpoint(self.ckpt_path, "src.serve")
+        require(
+            0 <= self.port <= 65535,
+            f"port must be in [0, 65535] (0: any free port), got {self.port}",
+        )
+        require(self.max_megapixels > 0, f"max_megapixels must be > 0, got {self.max_megapixels}")
+        require(self.measure_page >= 0, f"measure_page must be >= 0, got {self.measure_page}")
+
+
+@dataclass
+class ExportConfig:
+    ckpt_path: Any  # one path, or a list of them (require_checkpoint)
+    data: EvalDataConfig
+    check_images: int
+    bench: bool
+
+    def __post_init__(self) -> None:
+        require_checkpoint(self.ckpt_path, "src.export")
+        require(self.check_images >= 1, f"check_images must be >= 1, got {self.check_images}")
+
+
+# src.serve's and src.export's settings (validate(cfg, "serve"), validate(cfg, "export")).
+SCHEMAS.update(serve=ServeConfig, export=ExportConfig)
