@@ -11,12 +11,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from src.core.build import KINDS
+from src.core.build import KINDS, settings_of
 from src.core.callbacks import INTERRUPTED
 from src.core.classifier import sized_by_the_run
 from src.core.config import validate
 from src.core.errors import UsageError, message_line
 from src.core.hparams import TensorBoardRun, board_of
+from src.core.trainer import build_trainer
 
 # What may change when a run is resumed: how long it trains, how it shows progress, its threads.
 # Anything else would make it another run, which belongs in a folder of its own.
@@ -54,7 +55,9 @@ def resumed_run(cfg: DictConfig, job: DictConfig) -> ResumedRun:
     saved_epochs = run_cfg.trainer.max_epochs
     for key in map(setting_of, changes):
         OmegaConf.update(run_cfg, key, OmegaConf.select(cfg, key))
-    validate(run_cfg)  # before saving: a bad value must not stay in the run's config
+    # Before saving: a bad value must not stay in the run's config.
+    validate(run_cfg)
+    build_trainer(settings_of(run_cfg.trainer), folder, loggers=[], callbacks=[])  # Lightning's
     require_schedule_fits(run_cfg, saved_epochs)
     if changes:  # a later resume= goes on with them (a raised trainer.max_epochs above all)
         OmegaConf.save(run_cfg, saved / "config.yaml")
