@@ -4,6 +4,7 @@ its group, a key that is not a setting). Hydra composes every job before it laun
 the whole sweep, over many lines, at the first that fails; here that job is recorded as failed in
 one line, in its folder's metrics.json as a job that fails while training is, and the sweep goes
 on. With fail_fast=true the sweep stops before any job runs, with one line and exit status 2.
+The Optuna search (src/core/search.py) treats its trials' jobs the same way.
 
 Hydra takes a sweeper from the hydra_plugins package only: hydra_plugins/mnist_convnets names
 this one, and conf/hydra/default_sweeper.yaml selects it (hydra/sweeper: keep_going).
@@ -17,6 +18,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+# Hydra's cartesian product of the swept values has no public home: the basic sweeper is the
+# only implementation of it, and it is Hydra's default sweeper, so it stays as it is.
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import HydraException
@@ -25,13 +28,20 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
-from src.core.errors import EXIT_USAGE, explain_config_error, message_line
+from src.core.errors import EXIT_USAGE, explain_config_error
 from src.core.records import write_metrics
 
 log = logging.getLogger(__name__)
 
 
-class KeepGoingSweeper(BasicSweeper):
+class RecordsJobsThatCannotBeComposed:
+    """For a sweeper (self.config, self.hydra_context, self.launcher as Hydra's Sweeper has
+    them): a job whose config cannot be composed is recorded as failed and the sweep goes on."""
+
+    config: DictConfig
+    hydra_context: HydraContext
+    launcher: Launcher
+
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
@@ -59,14 +69,24 @@ class KeepGoingSweeper(BasicSweeper):
             return explain_config_error(error)
         return None
 
-    def record_failure(self, job_num: int, overrides: Sequence[str], error: str) -> JobReturn:
-        """The job's folder as a job that failed leaves it (.hydra/ and metrics.json), so the
-        sweep's summary lists it; the job returns None, as a job that failed does."""
+    def job_config(self, job_num: int, overrides: Sequence[str]) -> DictConfig:
+        """The sweep's config as the job with this number and these overrides sees its Hydra
+        part (its folder, its overrides)."""
         config = copy.deepcopy(self.config)
         with read_write(config.hydra), open_dict(config.hydra):
             config.hydra.job.num = config.hydra.job.id = job_num
             config.hydra.overrides.task = list(overrides)
-        folder = Path(self.config.hydra.sweep.dir) / str(config.hydra.sweep.subdir)
+        return config
+
+    def job_folder(self, job_config: DictConfig) -> Path:
+        # The sweep's own folder as the sweep resolved it (its name holds the time).
+        return Path(self.config.hydra.sweep.dir) / str(job_config.hydra.sweep.subdir)
+
+    def record_failure(self, job_num: int, overrides: Sequence[str], error: str) -> JobReturn:
+        """The job's folder as a job that failed leaves it (.hydra/ and metrics.json), so the
+        sweep's summary lists it; the job returns None, as a job that failed does."""
+        config = self.job_config(job_num, overrides)
+        folder = self.job_folder(config)
         (folder / ".hydra").mkdir(parents=True, exist_ok=True)
         OmegaConf.save(OmegaConf.masked_copy(config, ["hydra"]), folder / ".hydra" / "hydra.yaml")
         OmegaConf.save(config.hydra.overrides.task, folder / ".hydra" / "overrides.yaml")
@@ -75,12 +95,16 @@ class KeepGoingSweeper(BasicSweeper):
         return JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED)
 
 
+class KeepGoingSweeper(RecordsJobsThatCannotBeComposed, BasicSweeper):
+    """Hydra's basic sweeper, going on past a job whose config cannot be composed."""
+
+
 class ComposableJobsLauncher:
-    """The launcher as KeepGoingSweeper's batches see it: the jobs whose config can be composed
+    """The launcher as a sweeper's batches see it: the jobs whose config can be composed
     go to the configured launcher (a run of them at a time, so joblib still runs them side by
     side), the others are recorded as failed; every job keeps its number in the sweep."""
 
-    def __init__(self, launcher: Launcher, sweeper: KeepGoingSweeper) -> None:
+    def __init__(self, launcher: Launcher, sweeper: RecordsJobsThatCannotBeComposed) -> None:
         self.launcher = launcher
         self.sweeper = sweeper
 
@@ -100,26 +124,3 @@ class ComposableJobsLauncher:
 
     def launch_some(self, jobs: Sequence[Sequence[str]], first_job_num: int) -> list[JobReturn]:
         return list(self.launcher.launch(jobs, initial_job_idx=first_job_num)) if jobs else []
-
-
-class SearchWithoutABestTrial:
-    """For Optuna's sweeper: a search in which no trial finished (a setting every trial fails on)
-    ends as any sweep with failed jobs does, with its summary and exit status 1, instead of
-    Optuna's traceback for the best trial it cannot name. A search space Optuna refuses
-    (interval(0.1, 0.0001)) or an option that does not exist (choice(convnet99, mlp)) stops the
-    search in one line, as a bad setting stops a run."""
-
-    def sweep(self, arguments: list[str]) -> None:
-        try:
-            super().sweep(arguments)
-        except (HydraException, OmegaConfBaseException) as error:  # a trial's config
-            stop_the_search(explain_config_error(error))
-        except ValueError as error:
-            if "No trials are completed yet" not in str(error):
-                stop_the_search(f"{message_line(error).rstrip('.')}: mend the swept values")
-            log.error("no trial finished, so the search has no best trial")
-
-
-def stop_the_search(reason: str) -> None:
-    print(f"error: {reason}; the search stops", file=sys.stderr)
-    sys.exit(EXIT_USAGE)
