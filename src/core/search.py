@@ -10,7 +10,7 @@ Optuna for trials, launches each as a job of the sweep, and tells Optuna how it 
   callback that conf/hparams_search/optuna.yaml adds); a trial the pruner stops ends its fit
   cleanly, is tested and recorded as "pruned" (metrics.json, the summary, Optuna).
 - A job whose config cannot be composed is recorded as failed, as in any sweep
-  (src/core/sweeper.py); a job that fails is a failed trial and the search goes on.
+  (src/core/composing.py); a job that fails is a failed trial and the search goes on.
 
 The job learns its trial from hydra.sweeper.trial, a Hydra override of its own: the job's task
 overrides, which name its run and fill the summary, stay the searched values.
@@ -45,9 +45,9 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
+from src.core.composing import ComposableJobsLauncher, RecordsJobsThatCannotBeComposed
 from src.core.errors import UsageError, exit_on_usage_error, message_line
 from src.core.records import mark_pruned
-from src.core.sweeper import ComposableJobsLauncher, RecordsJobsThatCannotBeComposed
 from src.core.sweeps import parse
 
 log = logging.getLogger(__name__)
