@@ -72,8 +72,9 @@ tensorboard: install
 # Optuna's dashboard on the search's study (hparams_search=optuna), on this machine only:
 # http://127.0.0.1:8080. Another study: make dashboard STORAGE=sqlite:///outputs/other.db
 STORAGE ?= sqlite:///outputs/optuna.db
+DASHBOARD_PORT ?= 8080
 dashboard: install
-	$(BIN)/optuna-dashboard --host 127.0.0.1 --port 8080 $(STORAGE)
+	$(BIN)/optuna-dashboard --host 127.0.0.1 --port $(DASHBOARD_PORT) $(STORAGE)
 
 clean:
 	rm -rf outputs/runs outputs/multiruns .pytest_cache .ruff_cache
