@@ -188,3 +188,11 @@ def test_two_searches_on_one_storage_share_the_study(tiny_mnist, tmp_path):
     assert all(t.state == TrialState.COMPLETE for t in study)
     jobs = {str(p.parent) for p in tmp_path.glob("sweep*/*/metrics.json")}
     assert sorted(t.user_attrs[RUN_FOLDER] for t in study) == sorted(jobs)  # each job, once
+
+
+def test_fail_fast_stops_the_search_at_its_first_failed_trial(tiny_mnist, tmp_path):
+    with pytest.raises(SystemExit, match="fail_fast=true"):
+        train_here(*search_args(tiny_mnist, tmp_path), "fail_fast=true", "model.dropout=1.0")
+
+    assert [(t.number, t.state) for t in trials(tmp_path)] == [(0, TrialState.FAIL)]
+    assert [p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()] == ["0"]
