@@ -1,4 +1,4 @@
-# make install | lock | train | sweep | test | lint | format | tensorboard | dashboard | bench | clean
+# make install | lock | train | sweep | test | lint | format | tensorboard | dashboard | mlflow | bench | demo | clean
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DATA_DIR ?= $(if $(wildcard ../shared/data/MNIST/raw),../shared/data,data)
 export DATA_DIR
 
-.PHONY: install lock train sweep test lint format tensorboard dashboard bench clean
+.PHONY: install lock train sweep test lint format tensorboard dashboard mlflow bench demo clean
 
 # Every extra of pyproject.toml (dev, sweeps, and whatever a branch adds).
 EXTRAS = $(shell $(PYTHON) -c "import tomllib; print(','.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']))")
@@ -75,6 +75,19 @@ STORAGE ?= sqlite:///outputs/optuna.db
 DASHBOARD_PORT ?= 8080
 dashboard: install
 	$(BIN)/optuna-dashboard --host 127.0.0.1 --port $(DASHBOARD_PORT) $(STORAGE)
+
+# MLflow's UI on the store of logger=mlflow (conf/logger/mlflow.yaml), on this machine only.
+mlflow: install
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///outputs/mlflow.db --host 127.0.0.1 --port 5000
+
+# The page of src.serve for the newest run's best checkpoint (a run's or a sweep job's) under
+# outputs/; ARGS="port=8001" for another port. Another run: python -m src.serve ckpt_path=<run>.
+NEWEST_RUN = $(shell ls -t outputs/runs/*/*/checkpoints/best.ckpt \
+	outputs/multiruns/*/*/*/checkpoints/best.ckpt 2>/dev/null | head -n 1)
+demo: install
+	@test -n "$(NEWEST_RUN)" || { echo "error: no trained run under outputs/: train one first \
+	(make train, or python -m src.train experiment=fast)" >&2; exit 2; }
+	$(BIN)/python -m src.serve ckpt_path=$(NEWEST_RUN) $(ARGS)
 
 clean:
 	rm -rf outputs/runs outputs/multiruns .pytest_cache .ruff_cache

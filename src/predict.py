@@ -32,6 +32,8 @@ from src.core.errors import EXIT_USAGE, exit_on_config_error, exit_on_usage_erro
 from src.data.images import UnusableImage, as_is, read_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
+# What reading a user's image may raise; `reason` turns each into one line (src.serve's too).
+UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
@@ -50,7 +52,7 @@ def predict(cfg: DictConfig) -> bool:
     for path in paths:
         try:
             examples[path] = read_examples(path, cfg.preprocess, members)
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        except UNREADABLE as error:
             print(f"error: {path}: {reason(error)}", file=sys.stderr)
     if examples:
         per_member = [torch.stack(images) for images in zip(*examples.values(), strict=True)]
@@ -85,7 +87,11 @@ def read_examples(path: str, preprocess: bool, members: list[Member]) -> list[Te
         raise UnusableImage(f"a folder without images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     if not Path(path).exists():
         raise UnusableImage("no such file, folder or glob match")
-    image = read_image(path)
+    return examples_of(read_image(path), preprocess, members)
+
+
+def examples_of(image: Image.Image, preprocess: bool, members: list[Member]) -> list[Tensor]:
+    """A grayscale image as each member's run made its images: uint8 (1, 28, 28)."""
     return [member.data.like_examples(image) if preprocess else as_is(image) for member in members]
 
 

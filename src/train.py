@@ -9,6 +9,7 @@ python -m src.train resume=outputs/runs/<date>/<time>    # continue a stopped ru
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 import warnings
@@ -20,14 +21,14 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig
 
-from src.core.build import build, settings_of
-from src.core.callbacks import Interrupted, build_callbacks
+from src.core.build import build, build_entries, settings_of
+from src.core.callbacks import Interrupted
 from src.core.checkpoints import load_weights_that_fit
 from src.core.classifier import Classifier, Tally
-from src.core.config import PROFILERS, validate
+from src.core.config import validate
 from src.core.distributed import (
     leave_the_log_file_to_rank_zero,
     processes_of_this_job,
@@ -39,10 +40,11 @@ from src.core.errors import (
     exit_on_usage_error,
     show_traceback,
 )
-from src.core.hparams import TensorBoard, TensorBoardRun, board_of, log_hparams
+from src.core.hparams import TensorBoardRun, board_of, hparams_entry, log_hparams
 from src.core.records import write_failure, write_metrics
 from src.core.resume import resumed_run
 from src.core.sweeps import OPTIMIZED_METRIC, threads_per_job
+from src.core.trainer import build_trainer
 from src.models import count_parameters, multiply_adds
 
 log = logging.getLogger(__name__)
@@ -85,8 +87,8 @@ def sweep_job(
     """One job of a multirun. A failure is written to the job's metrics.json and the job returns
     None, so the sweep goes on and its summary lists the failure (Optuna counts the trial as
     failed); with fail_fast=true the first failure stops the whole sweep."""
-    if cfg.trainer.threads is None:
-        cfg.trainer.threads = threads_per_job(run.launcher)
+    if cfg.threads is None:
+        cfg.threads = threads_per_job(run.launcher)
     sweep_dir = Path(run.sweep.dir)
     try:
         return train(cfg, run_dir, overrides, board_of(run, sweep_dir))[OPTIMIZED_METRIC]
@@ -113,23 +115,15 @@ def train(
     With ckpt_path, fit continues from that checkpoint's exact state."""
     board = board or TensorBoardRun()
     validate(cfg)
-    route_lightning_logs_to_hydra()
+    route_library_logs_to_hydra()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    if cfg.trainer.threads:
-        torch.set_num_threads(cfg.trainer.threads)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
 
     data, model = build_run(cfg)
     if ckpt_path:  # a clear message now rather than a traceback from inside fit, which loads
         load_weights_that_fit(model, ckpt_path)  # them again with the rest of the state
-    logger = build_logger(cfg.logger.name, run_dir, board)
-    trainer = L.Trainer(
-        **trainer_settings(cfg.trainer, run_dir),
-        logger=logger or False,
-        callbacks=build_callbacks(cfg.callbacks, run_dir, logger) + trial_callbacks(),
-        enable_progress_bar=cfg.callbacks.progress_bar_refresh > 0,
-        enable_model_summary=False,  # NetworkSummary (src/core/callbacks.py) instead
-        default_root_dir=run_dir,
-    )
+    trainer = trainer_of_run(cfg, run_dir, board)
     leave_the_log_file_to_rank_zero(trainer)
     if trainer.is_global_zero:
         log.info(f"settings: {' '.join(overrides or []) or 'the defaults (conf/train.yaml)'}")
@@ -148,16 +142,6 @@ def train(
         report(trainer, cfg, board, metrics, run_dir, overrides or [])
     wait_for_launched_processes(trainer)
     return metrics
-
-
-def trial_callbacks() -> list[L.Callback]:
-    """TEMPORARY, until the callbacks group holds named entries and conf/hparams_search/optuna.yaml
-    adds this one itself: a job of an Optuna search reports to its trial (src/core/search.py)."""
-    if HydraConfig.initialized() and HydraConfig.get().sweeper.get("trial") is not None:
-        from src.core.search import ReportToTrial  # Optuna: the sweeps extra
-
-        return [ReportToTrial()]
-    return []
 
 
 def final_metrics(
@@ -192,8 +176,11 @@ def report(
 ) -> None:
     """metrics.json, TensorBoard's HPARAMS entry, and the run's last lines on the console."""
     write_metrics(run_dir, metrics, overrides, cfg.name)
-    if isinstance(trainer.logger, TensorBoardLogger):  # fast_dev_run replaces the logger
-        log_hparams(trainer.logger, cfg, board, metrics)
+    for logger in trainer.loggers:  # fast_dev_run's stand-in logs nothing
+        if isinstance(logger, TensorBoardLogger):
+            log_hparams(logger, cfg, board, metrics)
+        else:  # the same settings under the same run name as in TensorBoard (MLflow, CSV)
+            logger.log_hyperparams(hparams_entry(cfg, board))
     if cfg.trainer.profiler:
         reports = ", ".join(sorted(path.name for path in run_dir.glob("*-profile*")))
         log.info(f"{cfg.trainer.profiler} profiler's reports in {display_path(run_dir)}: {reports}")
@@ -227,35 +214,21 @@ def build_run(cfg: DictConfig) -> tuple[L.LightningDataModule, Classifier]:
         settings_of(cfg.data),
         data.image_shape,
         data.classes,
-        channels_last=cfg.trainer.channels_last,
+        channels_last=cfg.channels_last,
         label_smoothing=cfg.label_smoothing,
     )
     return data, model
 
 
-def trainer_settings(trainer_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """The trainer group as Lightning Trainer arguments: without the settings that are not, and
-    with the profiler writing its report into the run folder (Lightning's own choice would be
-    the logger's folder, in a sweep the sweep's tensorboard/)."""
-    settings = settings_of(trainer_cfg)
-    for ours in ("threads", "channels_last"):
-        settings.pop(ours)
-    if settings["precision"] == "auto":
-        settings["precision"] = fastest_precision(settings["accelerator"])
-    if settings["profiler"]:
-        settings["profiler"] = PROFILERS[settings["profiler"]](dirpath=run_dir, filename="profile")
-    return settings
-
-
-def fastest_precision(accelerator: str) -> str:
-    """trainer.precision=auto: bf16 autocast where the hardware computes bfloat16 natively (a GPU
-    that supports it; a CPU with AVX512-BF16 or AMX), float32 elsewhere, where bf16 is emulated
-    and several times slower (measured on an AVX2-only EPYC: docs/performance.md)."""
-    if accelerator != "cpu" and torch.cuda.is_available():
-        native = torch.cuda.is_bf16_supported()
-    else:
-        native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return "bf16-mixed" if native else "32-true"
+def trainer_of_run(cfg: DictConfig, run_dir: Path, board: TensorBoardRun) -> L.Trainer:
+    """The Trainer of the trainer group, with the run's loggers and callbacks; building them
+    checks every setting of these groups."""
+    return build_trainer(
+        settings_of(cfg.trainer),
+        run_dir,
+        loggers=build_loggers(cfg.logger, run_dir, board),
+        callbacks=list(build_entries("callbacks", cfg.callbacks, {"run_dir": run_dir}).values()),
+    )
 
 
 def checkpoint_to_test(trainer: L.Trainer) -> str | None:
@@ -279,19 +252,20 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def build_logger(name: str, run_dir: Path, board: TensorBoardRun) -> Logger | None:
-    if name == "tensorboard":
-        board = board.claimed()  # now that the settings built: a job with a bad value gets none
-        root = board.root or run_dir / "tensorboard"
-        return TensorBoard(root, name="", version=board.name, default_hp_metric=False)
-    if name == "csv":
-        return CSVLogger(run_dir, name="csv", version="")
-    return None
+def build_loggers(node: DictConfig | None, run_dir: Path, board: TensorBoardRun) -> list[Logger]:
+    """The logger group's entries. A new sweep job claims its TensorBoard name now that its
+    settings have built, so a job with a bad value gets none; every logger gets that name."""
+    if not node:
+        return []
+    board = board.claimed()
+    offered = {"run": board, "run_dir": run_dir, "save_dir": run_dir, "run_name": board.name}
+    return list(build_entries("logger", node, offered).values())
 
 
-def route_lightning_logs_to_hydra() -> None:
-    """Lightning prints through its own handler; send its messages to Hydra's console and
-    per-run log file instead."""
+def route_library_logs_to_hydra() -> None:
+    """Lightning and MLflow print through their own handlers; send their messages to Hydra's
+    console and per-run log file instead (src/core/console.py)."""
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # read when mlflow is imported
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True

@@ -10,12 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import DictConfig
+from PIL import Image, ImageDraw, ImageFont
 
 from src.core.build import build
 from src.core.config import CONF_DIR, compose_config
+from src.data.images import MNIST_SIZE
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
@@ -152,3 +155,42 @@ def evaluate(ckpt_path, data_dir: Path, out_dir: Path) -> tuple[subprocess.Compl
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result, json.loads((out_dir / "metrics.json").read_text())
+
+
+def font_digits(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Digits rendered from a font, MNIST-style: white on black, about 20 pixels tall, centred."""
+    rng = np.random.default_rng(seed)
+    labels = torch.arange(count) % 10
+    images = []
+    for label in labels.tolist():
+        font = ImageFont.load_default(size=int(rng.integers(28, 32)))
+        image = Image.new("L", (MNIST_SIZE, MNIST_SIZE), 0)
+        draw = ImageDraw.Draw(image)
+        left, top, right, bottom = draw.textbbox((0, 0), str(label), font=font)
+        x = (MNIST_SIZE - (right - left)) / 2 - left + rng.integers(-1, 2)
+        y = (MNIST_SIZE - (bottom - top)) / 2 - top + rng.integers(-1, 2)
+        draw.text((x, y), str(label), fill=int(rng.integers(200, 256)), font=font)
+        images.append(torch.from_numpy(np.array(image)))
+    return torch.stack(images), labels.to(torch.uint8)
+
+
+def photo_of(digit: int) -> Image.Image:
+    """Dark ink on light paper, large and off-centre: nothing like MNIST until preprocessed."""
+    image = Image.new("RGB", (180, 240), (225, 220, 205))
+    ImageDraw.Draw(image).text(
+        (25, 20), str(digit), fill=(30, 30, 60), font=ImageFont.load_default(size=150)
+    )
+    return image
+
+
+@pytest.fixture(scope="session")
+def font_run(tmp_path_factory):
+    """A convnet16 trained on font_digits (its folder and data folder), shared by the tests that
+    need a run that predicts a photo of a digit right: src.predict's, src.serve's, src.export's."""
+    from src.train import train
+
+    data_dir = write_mnist(tmp_path_factory.mktemp("font"), 500, 100, make=font_digits)
+    run_dir = tmp_path_factory.mktemp("font_run")
+    overrides = ["model=convnet16", "optimizer.lr=0.003", "trainer.max_epochs=3", "logger=none"]
+    train(compose_train(f"data.data_dir={data_dir}", *TINY, *overrides), run_dir)
+    return run_dir, data_dir

@@ -1,16 +1,13 @@
-"""python -m tests.interrupt_at <step|test> [overrides]: `python -m src.train` that presses Ctrl-C
-on itself (SIGINT) when the given global step starts, or `test`: when the final test starts its
-first batch, to interrupt a run at a known point."""
+"""A callback that presses Ctrl-C on its own process (SIGINT) when the given global step starts,
+or, with `when: test`, when the final test starts its first batch: a run interrupted at a known
+point. Added as a user adds any callback:
+python -m src.train +callbacks.ctrl_c._target_=tests.interrupt_at.CtrlCAt +callbacks.ctrl_c.when=14
+"""
 
 import os
 import signal
-import sys
 
 import lightning as L
-
-import src.train
-from src.core.config import CONF_DIR
-from src.core.errors import exit_on_config_error
 
 
 def ctrl_c() -> None:
@@ -18,8 +15,8 @@ def ctrl_c() -> None:
 
 
 class CtrlCAt(L.Callback):
-    def __init__(self, when: str) -> None:
-        self.when = when
+    def __init__(self, when: int | str) -> None:
+        self.when = str(when)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self.when == str(trainer.global_step):
@@ -30,12 +27,9 @@ class CtrlCAt(L.Callback):
             ctrl_c()
 
 
-if __name__ == "__main__":
-    when = sys.argv.pop(1)
-    sys.argv.insert(1, f"--config-path={CONF_DIR}")  # Hydra looks beside this module otherwise
-    build_callbacks = src.train.build_callbacks
-    src.train.build_callbacks = lambda *args, **kwargs: [
-        *build_callbacks(*args, **kwargs),
-        CtrlCAt(when),
+def ctrl_c_at(when: int | str) -> list[str]:
+    """The overrides that add the callback."""
+    return [
+        "+callbacks.ctrl_c._target_=tests.interrupt_at.CtrlCAt",
+        f"+callbacks.ctrl_c.when={when}",
     ]
-    exit_on_config_error(src.train.main)()

@@ -1,5 +1,6 @@
 """`--help`: src.train's groups with the options that are files in conf/, nothing else (no
-schemas); src.eval's and src.predict's own settings; then examples and where to read more."""
+schemas); src.eval's, src.predict's, src.serve's and src.export's own settings; then examples
+and where to read more."""
 
 from src.core.config import CONF_DIR
 from tests.conftest import run_module
@@ -27,10 +28,12 @@ def test_help_lists_each_group_with_its_option_files_only():
     assert "README.md" in result.stdout
 
 
-def test_eval_and_predict_list_their_own_settings_and_none_of_trainings_groups():
+def test_the_commands_of_a_checkpoint_list_their_own_settings_and_none_of_trainings_groups():
     for command, settings in (
         ("eval", ["ckpt_path", "data", "misclassified"]),
         ("predict", ["ckpt_path", "inputs", "preprocess", "json"]),
+        ("serve", ["ckpt_path", "port", "max_megapixels", "measure_page"]),
+        ("export", ["ckpt_path", "data", "check_images", "bench"]),
     ):
         result = run_module(f"src.{command}", "--help")
         assert result.returncode == 0, result.stderr[-3000:]

@@ -5,49 +5,12 @@ when preprocessing makes it look like them."""
 import json
 import zlib
 
-import numpy as np
-import pytest
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from src.data.idx import load_split, raw_folder
 from src.data.images import MNIST_SIZE, like_dataset, read_image
-from src.train import train
-from tests.conftest import TINY, compose_train, data_module, run_module, write_mnist
-
-
-def font_digits(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    rng = np.random.default_rng(seed)
-    labels = torch.arange(count) % 10
-    images = []
-    for label in labels.tolist():
-        font = ImageFont.load_default(size=int(rng.integers(28, 32)))
-        image = Image.new("L", (MNIST_SIZE, MNIST_SIZE), 0)
-        draw = ImageDraw.Draw(image)
-        left, top, right, bottom = draw.textbbox((0, 0), str(label), font=font)
-        x = (MNIST_SIZE - (right - left)) / 2 - left + rng.integers(-1, 2)
-        y = (MNIST_SIZE - (bottom - top)) / 2 - top + rng.integers(-1, 2)
-        draw.text((x, y), str(label), fill=int(rng.integers(200, 256)), font=font)
-        images.append(torch.from_numpy(np.array(image)))
-    return torch.stack(images), labels.to(torch.uint8)
-
-
-def photo_of(digit: int) -> Image.Image:
-    """Dark ink on light paper, large and off-centre: nothing like MNIST until preprocessed."""
-    image = Image.new("RGB", (180, 240), (225, 220, 205))
-    ImageDraw.Draw(image).text(
-        (25, 20), str(digit), fill=(30, 30, 60), font=ImageFont.load_default(size=150)
-    )
-    return image
-
-
-@pytest.fixture(scope="module")
-def font_run(tmp_path_factory):
-    data_dir = write_mnist(tmp_path_factory.mktemp("font"), 500, 100, make=font_digits)
-    run_dir = tmp_path_factory.mktemp("font_run")
-    overrides = ["model=convnet16", "optimizer.lr=0.003", "trainer.max_epochs=3", "logger=none"]
-    train(compose_train(f"data.data_dir={data_dir}", *TINY, *overrides), run_dir)
-    return run_dir, data_dir
+from tests.conftest import data_module, photo_of, run_module
 
 
 def predict(run_dir, *args):

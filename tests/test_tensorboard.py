@@ -16,14 +16,19 @@ LEARNING_RATES = {"sgd": 0.01, "adam": 0.001}  # conf/optimizer
 @pytest.fixture(scope="module")
 def sweep(tiny_mnist, tmp_path_factory):
     """Two optimizers x two seeds of one small network; the model is given on the command line
-    but shared by every job."""
+    but shared by every job. TensorBoard is one logger of two: MLflow's, in the sweep folder."""
     folder = tmp_path_factory.mktemp("sweep")
     args = [f"data.data_dir={tiny_mnist}", *TINY, "trainer.max_epochs=1", "model=convnet_single"]
+    args += ["logger=[tensorboard,mlflow]", f"logger.mlflow.tracking_uri={mlflow_store(folder)}"]
     result = run_module(
         "src.train", "-m", *args, "optimizer=sgd,adam", "seed=1,2", f"hydra.sweep.dir={folder}"
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return folder
+
+
+def mlflow_store(sweep):
+    return f"sqlite:///{sweep}/mlflow.db"
 
 
 def runs(sweep):
@@ -99,3 +104,21 @@ def test_the_varying_keys_are_read_from_the_sweep_config_as_the_sweepers_read_th
     )
     assert sweep_job_name(job, ("seed", "optimizer.amsgrad")) == "+optimizer.amsgrad=true,seed=3"
     assert sweep_job_name(job, ()) == "+optimizer.amsgrad=true,seed=3,trainer.max_epochs=1"
+
+
+def test_mlflow_holds_each_job_under_its_tensorboard_name_with_its_hparams(sweep):
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_store(sweep))
+    found = mlflow.search_runs(experiment_names=["mnist-convnets"], output_format="list")
+    by_name = {run.info.run_name: run for run in found}
+    assert sorted(by_name) == sorted(runs(sweep))
+    for name, events in runs(sweep).items():
+        run = by_name[name]
+        assert run.info.status == "FINISHED"
+        session = hparams_plugin_data(events, "session_start_info").hparams
+        shown = {key.split(" ", 1)[-1]: value for key, value in session.items()}  # "01 model"
+        assert run.data.params["optimizer"] == shown["optimizer"].string_value
+        assert float(run.data.params["seed"]) == shown["seed"].number_value
+        assert set(run.data.params) == set(shown)
+        assert 0 <= run.data.metrics["test/acc"] <= 1

@@ -89,9 +89,16 @@ def test_hyperparameters_and_final_metrics_reach_the_hparams_tab(tiny_cfg, tmp_p
     assert not {"data.data_dir", "trainer.log_every_n_steps", "callbacks.pictures.graph"} & shown
 
 
-def test_csv_logger_and_no_logger(tiny_cfg, tmp_path):
-    train(tiny_cfg("logger=csv", "trainer.max_epochs=1"), tmp_path / "csv")
-    assert "val/acc" in (tmp_path / "csv" / "csv" / "metrics.csv").read_text()
+def test_two_loggers_write_side_by_side_and_no_logger_writes_none(tiny_cfg, tmp_path):
+    train(tiny_cfg("logger=[tensorboard,csv]", "trainer.max_epochs=1"), tmp_path / "both")
+    csv = (tmp_path / "both" / "csv" / "metrics.csv").read_text().splitlines()
+    assert {"val/acc", "test/acc"} <= set(csv[0].split(","))
+    events = read_events(event_folder(tmp_path / "both"))  # with the project's pictures, HPARAMS
+    assert {"val/acc", "test/acc"} <= set(events.Tags()["scalars"])
+    assert "val/confusion_matrix" in events.Tags()["images"]
+    assert hparams_plugin_data(events, "experiment").hparam_infos
+    assert "model.channels" in (tmp_path / "both" / "csv" / "hparams.yaml").read_text()
+
     train(tiny_cfg("logger=none", "trainer.max_epochs=1"), tmp_path / "none")
     assert not (tmp_path / "none" / "tensorboard").exists()
     assert (tmp_path / "none" / "metrics.json").is_file()

@@ -1,7 +1,8 @@
 """Config to object by Hydra's convention (`_target_`), with the checks that keep a config data.
 
 The plug-in groups (model, data, optimizer, scheduler) each name a class in `_target_`; every other
-key is an argument of that class. Before anything is called:
+key is an argument of that class. The callbacks and logger groups are sets of named entries, each
+such a class and its arguments. Before anything is called:
 - the target is imported and must be a class of the kind its group builds (a network is an
   `nn.Module` class, an optimizer a `torch.optim.Optimizer` class, ...), so neither a typo nor a
   checkpoint's saved config can call anything else (`os.system`, `subprocess.run`, ...);
@@ -13,6 +14,7 @@ and the object's own range checks (a ValueError) become one line that names the 
 from __future__ import annotations
 
 import inspect
+import logging
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -20,8 +22,9 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra._internal.utils import _locate
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -32,6 +35,8 @@ KINDS: dict[str, type] = {
     "data": L.LightningDataModule,
     "optimizer": torch.optim.Optimizer,
     "scheduler": torch.optim.lr_scheduler.LRScheduler,
+    "callbacks": Callback,  # each entry's class
+    "logger": Logger,
 }
 HYDRA_KEYS = ("_target_", "_partial_")
 EXAMPLES = {
@@ -39,6 +44,8 @@ EXAMPLES = {
     "data": "src.data.idx.IDXDataModule",
     "optimizer": "torch.optim.AdamW",
     "scheduler": "torch.optim.lr_scheduler.StepLR",
+    "callbacks": "lightning.pytorch.callbacks.LearningRateMonitor",
+    "logger": "lightning.pytorch.loggers.CSVLogger",
 }
 
 
@@ -52,29 +59,40 @@ def settings_of(node: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def target_class(group: str, settings: Mapping[str, Any]) -> type:
-    """The class `settings` names, imported and checked to be of the kind `group` builds."""
-    kind = KINDS[group]
+def target_class(group: str, settings: Mapping[str, Any], key: str | None = None) -> type:
+    """The class `settings` names, imported and checked to be of the kind `group` builds; `key`
+    is where the settings are (callbacks.<name>), the group's name if not given."""
+    kind, key = KINDS[group], key or group
     name = settings.get("_target_")
     if not name or not isinstance(name, str):
         raise UsageError(
-            f"{group}._target_ is missing: name the class to build, e.g. "
-            f"{group}._target_={EXAMPLES[group]}"
+            f"{key}._target_ is missing: name the class to build, e.g. "
+            f"{key}._target_={EXAMPLES[group]}"
         )
     try:
-        target = _locate(name)  # what hydra.utils.get_object does, without logging a traceback
+        target = located(name)
     except Exception as error:
         raise UsageError(
-            f"{group}._target_={name} cannot be imported ({import_problem(error)})"
+            f"{key}._target_={name} cannot be imported ({import_problem(error)})"
             f": name an importable class, e.g. {EXAMPLES[group]}, and run from the folder that "
             "holds its package"
         ) from None
     if not (isinstance(target, type) and issubclass(target, kind)):
         raise UsageError(
-            f"{group}._target_={name} is not a {kind.__module__}.{kind.__qualname__} class, so it "
+            f"{key}._target_={name} is not a {kind.__module__}.{kind.__qualname__} class, so it "
             f"is not built: a {group} config may only name such a class, e.g. {EXAMPLES[group]}"
         )
     return target
+
+
+def located(name: str) -> Any:
+    """hydra.utils.get_object without the traceback it logs: the caller says what went wrong."""
+    hydra_log = logging.getLogger("hydra.utils")
+    hydra_log.disabled = True
+    try:
+        return get_object(name)
+    finally:
+        hydra_log.disabled = False
 
 
 def check_arguments(
@@ -123,32 +141,51 @@ def build(
     node: DictConfig | Mapping[str, Any],
     *args: Any,
     own_keys: Sequence[str] = (),
+    where: str | None = None,
     **given_by_the_run: Any,
 ) -> Any:
     """The object a group's config describes, after the checks above; `args` come first (with
     `_partial_`, the Hydra convention for objects that need them: parameters, an optimizer).
     `own_keys` are the project's settings beside the arguments, not
     passed on; `given_by_the_run` are arguments the program fills in (the data set's image
-    shape, the run's number of steps)."""
+    shape, the run's number of steps); `where` is the config's key, the group's if not given."""
+    where = where or group
     settings = {k: v for k, v in settings_of(node).items() if k not in own_keys}
-    target = target_class(group, settings)
+    target = target_class(group, settings, where)
     if args and not settings.get("_partial_"):
         first = next(iter(inspect.signature(target).parameters))
         raise UsageError(
-            f"{group}._partial_ must be true: the program gives {qualified(target)} its first "
-            f"argument ({first}); add `_partial_: true` to the YAML (+{group}._partial_=true)"
+            f"{where}._partial_ must be true: the program gives {qualified(target)} its first "
+            f"argument ({first}); add `_partial_: true` to the YAML (+{where}._partial_=true)"
         )
-    check_arguments(group, target, settings, list(given_by_the_run))
-    options = {"_recursive_": False, "_convert_": "all"}
+    check_arguments(where, target, settings, list(given_by_the_run))
+    # Made as a partial, then called with what the run gives: instantiate would turn those
+    # objects (a dataclass, a tensor) into config nodes. `args` come first, as _partial_ wants.
+    make = instantiate({**settings, "_partial_": True}, _recursive_=False, _convert_="all")
     try:
-        if settings.get("_partial_"):  # the Hydra convention: the object needs `args` first
-            return instantiate(settings, **given_by_the_run, **options)(*args)
-        return instantiate(settings, *args, **given_by_the_run, **options)
+        return make(*args, **given_by_the_run)
     except Exception as error:
         cause = error.__cause__ or error  # Hydra wraps what the constructor raised
         if isinstance(cause, (ValueError, TypeError)):
-            raise UsageError(f"{group} ({qualified(target)}): {message_line(cause)}") from None
+            raise UsageError(f"{where} ({qualified(target)}): {message_line(cause)}") from None
         raise
+
+
+def build_entries(
+    group: str, node: DictConfig | Mapping[str, Any] | None, offered: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Every named entry of a group of entries (callbacks, logger), each built as a plug-in is;
+    an entry that is null, or whose _target_ is null, is off. `offered`: what the run gives an
+    argument of that name which the entry leaves unset (the run folder, the run's name)."""
+    built = {}
+    for name, settings in (settings_of(node) if node else {}).items():
+        if not isinstance(settings, dict) or settings.get("_target_") is None:
+            continue  # off, or a shortcut that the entries read (callbacks.patience)
+        where = f"{group}.{name}"
+        takes = inspect.signature(target_class(group, settings, where)).parameters
+        given = {k: v for k, v in offered.items() if k in takes and k not in settings}
+        built[name] = build(group, settings, where=where, **given)
+    return built
 
 
 def import_problem(error: BaseException) -> str:
@@ -215,7 +252,17 @@ def writable_in_yaml(hint: Any) -> bool:
 
 
 def type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+    """A type as a config's reader knows it: int | None, 'epoch' | 'step', torch.Tensor."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(dict.fromkeys(map(type_name, args)))
+    if origin is typing.Literal:
+        return " | ".join(map(repr, args))
+    if hint is type(None):
+        return "None"
+    if isinstance(hint, type) and origin is None:
+        return hint.__name__ if hint.__module__ == "builtins" else qualified(hint)
+    return str(hint).replace("typing.", "")
 
 
 def qualified(target: type) -> str:

@@ -1,6 +1,7 @@
-"""The callbacks of a training run: checkpoints, a line per epoch, a clean stop on Ctrl-C or
-SIGTERM, the progress bar, the network's summary, the pictures of a TensorBoard run, and, when
-conf/callbacks asks for them, early stopping and a moving average of the weights."""
+"""The project's own callbacks, which conf/callbacks/default.yaml names as entries beside
+Lightning's: the checkpoints in the run folder, a line per epoch, a clean stop on Ctrl-C or
+SIGTERM, the progress bar, the network's summary and a moving average of the weights. (The
+pictures of a TensorBoard run are in src/visuals/pictures.py.)"""
 
 from __future__ import annotations
 
@@ -14,22 +15,17 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import (
     Callback,
-    EarlyStopping,
     EMAWeightAveraging,
     ModelCheckpoint,
     TQDMProgressBar,
 )
-from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig
 
 from src.models import LAYER_COLUMNS, layer_rows
-from src.visuals.pictures import Pictures
 from src.visuals.tables import markdown_table
 
 log = logging.getLogger(__name__)
-MONITOR = "val/acc"
 INTERRUPTED = "interrupted.ckpt"  # in checkpoints/: the exact state of a run stopped on a signal
 
 
@@ -74,6 +70,14 @@ class EpochResults(Callback):
         )
 
 
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint in the run folder's checkpoints/, where resume= and src.eval
+    look, under its one name: a later save replaces the file instead of adding best-v1.ckpt."""
+
+    def __init__(self, run_dir: Path, **options: Any) -> None:
+        super().__init__(dirpath=run_dir / "checkpoints", enable_version_counter=False, **options)
+
+
 class NetworkSummary(Callback):
     """The network's layers with their parameters and multiply-adds per image, once, when fit
     starts. (Lightning's own summary lists the metric objects as layers and counts no FLOPs.)"""
@@ -107,6 +111,9 @@ class SaveOnInterrupt(Callback):
 
     During the final test (after fit) there is nothing left to save: a signal stops at once, and
     the message gives the command that tests the kept checkpoints.
+
+    (Lightning's OnExceptionCheckpoint saves wherever an exception struck, mid-step, and neither
+    handles SIGTERM nor says how to go on: this one is kept.)
     """
 
     def __init__(self, run_dir: Path) -> None:
@@ -192,35 +199,3 @@ class MovingAverage(EMAWeightAveraging):
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         if trainer.state.fn == TrainerFn.FITTING:
             super().on_load_checkpoint(trainer, pl_module, checkpoint)
-
-
-def build_callbacks(cfg: DictConfig, run_dir: Path, logger: Logger | None) -> list[Callback]:
-    callbacks: list[Callback] = [
-        ModelCheckpoint(
-            dirpath=run_dir / "checkpoints",
-            filename="best",
-            monitor=MONITOR,
-            mode="max",
-            enable_version_counter=False,
-        ),
-        # Lightning's save_last writes last.ckpt only when the best improves; without a monitor a
-        # checkpoint keeps the latest epoch, so last.ckpt is always the last epoch's state, which
-        # resume= continues from.
-        ModelCheckpoint(
-            dirpath=run_dir / "checkpoints", filename="last", enable_version_counter=False
-        ),
-        NetworkSummary(),
-        EpochResults(),
-    ]
-    if cfg.progress_bar_refresh > 0:
-        callbacks.append(ProgressBar(refresh_rate=cfg.progress_bar_refresh))
-    if isinstance(logger, TensorBoardLogger):
-        callbacks.append(Pictures(cfg.pictures))
-    if cfg.early_stopping:
-        callbacks.append(EarlyStopping(monitor=MONITOR, mode="max", patience=cfg.patience))
-    if cfg.ema_decay is not None:
-        # After Pictures, which draws the validated average before it is swapped out again;
-        # before SaveOnInterrupt, which saves the state after the step, average included.
-        callbacks.append(MovingAverage(decay=cfg.ema_decay))
-    callbacks.append(SaveOnInterrupt(run_dir))
-    return callbacks

@@ -103,7 +103,9 @@ class Classifier(L.LightningModule):
         self.val_count, self.test_count = CorrectCount(), CorrectCount()
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_tally: Tally | None = None  # the last validation epoch's
-        self.val_best: Tally | None = None  # the best validation epoch so far
+        # The best validation epoch so far, as counts: torchmetrics' MetricTracker keeps the
+        # float of each epoch, and a resumed run would need its history in the checkpoint.
+        self.val_best: Tally | None = None
         self.test_tally: Tally | None = None  # the last test's
         # The first step whose loss was NaN or infinite (-1: none), kept on the device: reading
         # the loss every step would make the GPU wait for the host.

@@ -1,6 +1,6 @@
-"""What the commands print: the lines a person reads. Lightning's messages about its set-up stay
-in the run's train.log, which keeps every record; its warnings reach both. And a reader that
-stops early (`src.summarize outputs/ | head`) ends a command quietly.
+"""What the commands print: the lines a person reads. Lightning's and MLflow's messages about
+their set-up stay in the run's train.log, which keeps every record; their warnings reach both.
+And a reader that stops early (`src.summarize outputs/ | head`) ends a command quietly.
 
 Hydra's console handler gets the three pieces below (conf/train.yaml, hydra.job_logging); the
 file handler keeps Hydra's full format and every record.
@@ -14,25 +14,29 @@ import signal
 from tqdm import tqdm
 
 # Lightning's informational messages (GPU and TPU availability, a cloud-logger tip, what each
-# `limit_*_batches` means, where a checkpoint was restored from) come from these loggers; the run
-# says what matters in its own lines.
-LIGHTNING = "lightning"
+# `limit_*_batches` means, where a checkpoint was restored from) and MLflow's (its store's tables,
+# made on first use) come from these loggers; the run says what matters in its own lines.
+LIBRARIES = ("lightning", "mlflow", "alembic")
 # Warnings that only repeat what the command line asked for.
 EXPECTED_WARNINGS = (
     # a short run (debug=fast, limit_train_batches) has fewer steps than the logging interval
     "is smaller than the logging interval",
+    # logger=mlflow's first run in a store makes its experiment
+    "not found. Creating it",
 )
 
 
-class HideLightningChatter(logging.Filter):
-    """Lets through Lightning's warnings and errors, not its information; warnings (which
+class HideLibraryChatter(logging.Filter):
+    """Lets through the libraries' warnings and errors, not their information; warnings (which
     `logging.captureWarnings` sends to the `py.warnings` logger) unless expected."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name == LIGHTNING or record.name.startswith(f"{LIGHTNING}."):
+        if record.levelno >= logging.WARNING and any(
+            text in record.getMessage() for text in EXPECTED_WARNINGS
+        ):
+            return False
+        if record.name.split(".")[0] in LIBRARIES:
             return record.levelno >= logging.WARNING
-        if record.name == "py.warnings":
-            return not any(text in record.getMessage() for text in EXPECTED_WARNINGS)
         return True
 
 

@@ -24,6 +24,7 @@ from omegaconf.errors import (
 T = TypeVar("T")
 
 EXIT_USAGE = 2
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 _hydra_raises_for_us = False  # HYDRA_FULL_ERROR is set by exit_on_config_error, not the user
 
 
@@ -121,9 +122,10 @@ def explain_config_error(error: Exception) -> str:
     cause = error.__cause__
     program = Path(sys.argv[0]).stem  # train, eval or predict
     command = f"python -m src.{program}"
-    if isinstance(error, MissingConfigException) and error.options is not None:
-        group, _, option = (error.missing_cfg_file or "").rpartition("/")  # hydra/launcher too
-        options = error.options
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file:
+        group, _, option = error.missing_cfg_file.rpartition("/")  # hydra/launcher too
+        # Hydra lists the options when one was chosen, not one of a list (logger=[a,b])
+        options = error.options or sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
         return (
             f"{group}={option} is not an option of the {group} group: choose one of "
             f"{', '.join(options)} (the files in conf/{group}/)"
@@ -154,9 +156,17 @@ def explain_unknown_key(cause: ConfigAttributeError | ConfigKeyError, training: 
     """The settings beside the unknown key; in a plug-in group of training, a YAML need not list
     every argument of its class, and `+` adds one. (src.eval's and src.predict's `data` holds only
     their own settings.)"""
-    parent = cause.full_key.rpartition(".")[0]
+    parent, _, name = cause.full_key.rpartition(".")
     settings = [str(k) for k in cause.parent_node or {} if k != "hydra"]
-    plug_in = training and parent in ("model", "data", "optimizer", "scheduler")
+    if training and parent == "trainer":
+        return unknown_trainer_key(name)
+    if training and parent in ("callbacks", "logger"):
+        return (
+            f"{cause.full_key} is not an entry of {parent} ({', '.join(settings)}): "
+            f"+{cause.full_key}._target_=<class> adds one"
+        )
+    entry = parent.startswith(("callbacks.", "logger."))
+    plug_in = training and (parent in ("model", "data", "optimizer", "scheduler") or entry)
     if plug_in and not settings:  # scheduler=none: no class to give arguments to
         return (
             f"{cause.full_key} is not a setting: this {parent} option has none; choose "
@@ -165,6 +175,20 @@ def explain_unknown_key(cause: ConfigAttributeError | ConfigKeyError, training: 
         )
     hint = f" (`+{cause.full_key}=...` adds an argument its class takes)" if plug_in else ""
     return not_a_setting(cause.full_key, settings) + hint
+
+
+def unknown_trainer_key(name: str) -> str:
+    """A key conf/trainer does not list: a Trainer argument that needs `++`, or the closest ones."""
+    # Imported here: both modules import this one.
+    from src.core.config import TrainConfig, settings_below
+    from src.core.trainer import ARGUMENTS, not_an_argument
+
+    if name in ARGUMENTS:
+        return (
+            f"trainer.{name} is a Trainer argument that conf/trainer does not list: "
+            f"++trainer.{name}=... sets it"
+        )
+    return not_an_argument(name, settings_below(TrainConfig, ""))
 
 
 def not_a_setting(key: str, settings: list[str]) -> str:

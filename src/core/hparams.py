@@ -25,11 +25,18 @@ from src.core.sweeps import sweep_job_name, varying_keys
 
 MAX_RUN_NAME = 200  # bytes; a folder name can hold 255
 DEFAULTS_RUN = "defaults"  # the TensorBoard run of a command line that changes no setting
+FOLDER_SLASH = "\u2044"  # ⁄, a slash in a run's name (a path in a value)
 
 
 class TensorBoard(TensorBoardLogger):
-    """Lightning's TensorBoard logger without the `epoch` scalar it adds to every write: the
-    step axis already counts, and TensorBoard's first screen would open on that chart."""
+    """Lightning's TensorBoard logger at the run's place in TensorBoard (`run`, which the run
+    fills in: <root>/<name>, by default the run folder's tensorboard/), without the `epoch` scalar
+    Lightning adds to every write: the step axis already counts, and TensorBoard's first screen
+    would open on that chart. `options`: TensorBoardLogger's other arguments."""
+
+    def __init__(self, run: TensorBoardRun, run_dir: Path, **options: Any) -> None:
+        root = run.root or run_dir / "tensorboard"
+        super().__init__(root, name="", version=run.name, default_hp_metric=False, **options)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         super().log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step)
@@ -54,11 +61,11 @@ LEFT_OUT = (
     "resume",
     "fail_fast",
     "logger",
-    "callbacks.pictures",
     "callbacks.progress_bar_refresh",
     "trainer.log_every_n_steps",
-    "trainer.threads",
-    "trainer.channels_last",
+    "trainer.enable_model_summary",
+    "threads",
+    "channels_last",
     "trainer.profiler",
     "trainer.detect_anomaly",
     "data.data_dir",
@@ -127,7 +134,11 @@ def claim_tensorboard_run(log_root: Path, overrides_name: str, job_num: int) -> 
 
 
 def fit_folder_name(name: str, suffix: str = "...") -> str:
-    """The name as it is, or cut to fit a folder name with `suffix` after it."""
+    """The name as one folder's, cut to fit with `suffix` after it if need be. A slash of a path
+    in a value (+callbacks.x.path=/tmp/y, a tracking_uri's sqlite:///) would make folders in
+    folders, and `://` a protocol to TensorBoard: it becomes the fraction slash, which reads the
+    same."""
+    name = name.replace("/", FOLDER_SLASH)
     if len(name.encode()) <= MAX_RUN_NAME:
         return name
     return name.encode()[:MAX_RUN_NAME].decode(errors="ignore") + suffix
@@ -160,7 +171,10 @@ def hparams_entry(cfg: DictConfig, run: TensorBoardRun) -> dict[str, Any]:
 
 def left_out(key: str) -> bool:
     hidden = any(key == name or key.startswith(f"{name}.") for name in LEFT_OUT)
-    return hidden or key.rsplit(".", 1)[-1] in HYDRA_KEYS  # the option names the class
+    # The callbacks' entries show and save the run; their shortcuts (early_stopping, ema_decay)
+    # say what changes what it learns.
+    an_entry = key.startswith("callbacks.") and key.count(".") > 1
+    return hidden or an_entry or key.rsplit(".", 1)[-1] in HYDRA_KEYS  # the option names the class
 
 
 def shown(value: Any) -> int | float | str:

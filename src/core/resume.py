@@ -20,7 +20,7 @@ from src.core.hparams import TensorBoardRun, board_of
 
 # What may change when a run is resumed: how long it trains, how it shows progress, its threads.
 # Anything else would make it another run, which belongs in a folder of its own.
-RESUMABLE = ("trainer.max_epochs", "callbacks.progress_bar_refresh", "trainer.threads")
+RESUMABLE = ("trainer.max_epochs", "callbacks.progress_bar_refresh", "threads")
 
 
 @dataclass
@@ -104,9 +104,10 @@ def require_schedule_fits(run_cfg: DictConfig, saved_epochs: int) -> None:
 def with_new_settings(run_cfg: DictConfig, current: DictConfig) -> DictConfig:
     """The saved config, with the settings added to the project since the run was saved at their
     defaults, which keep what it did (label_smoothing 0.0, no moving average): so a run saved by
-    an older version resumes. The plug-in groups stay the run's own: their keys are the arguments
-    of the classes they name."""
-    fixed = {key: value for key, value in current.items() if key not in KINDS}  # not plug-ins
+    an older version resumes. The groups that name classes (plug-ins, callbacks, loggers) stay
+    the run's own: their keys are the arguments of the classes they name, and an entry the run
+    removed stays removed."""
+    fixed = {key: value for key, value in current.items() if key not in KINDS}
     return OmegaConf.merge(fixed, run_cfg)
 
 

@@ -7,8 +7,8 @@ Optuna for trials, launches each as a job of the sweep, and tells Optuna how it 
   outputs/): the same command again continues it, and several searches started on the same
   storage (processes, machines sharing a database) share it; Optuna numbers its trials.
 - Each job reports val/acc to its trial after every validation (ReportToTrial, a Lightning
-  callback that conf/hparams_search/optuna.yaml adds); a trial the pruner stops ends its fit
-  cleanly, is tested and recorded as "pruned" (metrics.json, the summary, Optuna).
+  callback: callbacks.prune in conf/hparams_search/optuna.yaml); a trial the pruner stops ends
+  its fit cleanly, is tested and recorded as "pruned" (metrics.json, the summary, Optuna).
 - A job whose config cannot be composed is recorded as failed, as in any sweep
   (src/core/composing.py); a job that fails is a failed trial and the search goes on.
 

@@ -11,6 +11,7 @@ A network only sees it right once it is made the same way (`data.predict_box` an
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -27,9 +28,10 @@ class UnusableImage(ValueError):
     message says why, and the other inputs go on."""
 
 
-def read_image(path: str | Path) -> Image.Image:
-    """The image in grayscale, upright as its camera took it, transparency over white."""
-    with Image.open(path) as image:
+def read_image(source: str | Path | BinaryIO) -> Image.Image:
+    """The image (a file, or a file-like object: an upload) in grayscale, upright as its camera
+    took it, transparency over white."""
+    with Image.open(source) as image:
         image = ImageOps.exif_transpose(image)
         if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
             white = Image.new("RGBA", image.size, "white")

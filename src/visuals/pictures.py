@@ -15,14 +15,14 @@ every process's digits; the other pictures show rank 0's.
 from __future__ import annotations
 
 import warnings
+from types import SimpleNamespace
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
-from omegaconf import DictConfig
+from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
-from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard._pytorch_graph import graph
 from torchmetrics.classification import MulticlassConfusionMatrix
 from torchvision.utils import make_grid
@@ -62,19 +62,35 @@ def network_graph(network: nn.Module, settings: dict, blank: Tensor) -> tuple:
 
 
 class Pictures(Callback):
-    def __init__(self, show: DictConfig) -> None:
-        self.show = show
+    """Each argument switches one picture on or off (conf/callbacks/default.yaml); a run without
+    a TensorBoard logger among its loggers draws none."""
+
+    def __init__(
+        self,
+        *,
+        graph: bool,
+        layer_table: bool,
+        samples: bool,
+        confusion: bool,
+        misclassified: bool,
+        feature_maps: bool,
+        filters: bool,
+        histograms: bool,
+    ) -> None:
+        self.show = SimpleNamespace(**{k: v for k, v in locals().items() if k != "self"})
         self.confusion: MulticlassConfusionMatrix | None = None
         self.worst: dict[str, Tensor] = {}
         self.probes: Tensor | None = None
         self.histograms_epoch = -1
+        self.tensorboard: TensorBoardLogger | None = None  # the run's, found in setup
 
-    @staticmethod
-    def writer(trainer: L.Trainer) -> SummaryWriter:
-        return trainer.logger.experiment
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.tensorboard = tensorboard_of(trainer)
+        if self.tensorboard is None:  # fast_dev_run's stand-in logger too: nothing to draw
+            self.show = SimpleNamespace(**dict.fromkeys(vars(self.show), False))
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.is_global_zero:
+        if not trainer.is_global_zero or self.tensorboard is None:
             return
         blank = torch.zeros(
             1, *pl_module.hparams.image_shape, device=pl_module.device, dtype=pl_module.dtype
@@ -82,8 +98,8 @@ class Pictures(Callback):
         # In eval mode, so that tracing the network neither updates batch-norm statistics nor
         # draws dropout masks: training goes exactly as it would without the pictures.
         network = pl_module.network.eval()
-        writer = self.writer(trainer)
-        if self.show.graph and isinstance(writer, SummaryWriter):  # fast_dev_run logs nothing
+        writer = self.tensorboard.experiment
+        if self.show.graph:
             writer._get_file_writer().add_graph(
                 network_graph(network, pl_module.hparams.model, blank)
             )
@@ -99,7 +115,7 @@ class Pictures(Callback):
             # One scale for the whole grid (the smallest input value black, the largest white), so
             # the images keep their brightness relative to each other.
             grid = make_grid(batch[0][:SAMPLES].float().cpu(), nrow=8, normalize=True)
-            self.writer(trainer).add_image("visuals/train_samples", grid, 0)
+            self.tensorboard.experiment.add_image("visuals/train_samples", grid, 0)
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.confusion = MulticlassConfusionMatrix(pl_module.num_classes).to(pl_module.device)
@@ -132,9 +148,11 @@ class Pictures(Callback):
         if trainer.sanity_checking:
             return
         matrix = self.confusion.compute() if self.show.confusion else None  # every process
-        if not trainer.is_global_zero or not finite(pl_module.network):
+        if not trainer.is_global_zero or self.tensorboard is None:
+            return
+        if not finite(pl_module.network):
             return  # a diverged network: nothing to draw, and the run stops at its next check
-        writer, step = self.writer(trainer), trainer.global_step
+        writer, step = self.tensorboard.experiment, trainer.global_step
         if matrix is not None:
             figure = figure_pixels(confusion_figure(matrix, pl_module.hparams.classes))
             writer.add_image("val/confusion_matrix", figure, step, dataformats="HWC")
@@ -169,11 +187,16 @@ class Pictures(Callback):
         self.histograms_epoch = trainer.current_epoch
         if not trainer.is_global_zero:
             return
-        writer, step = self.writer(trainer), trainer.global_step
+        writer, step = self.tensorboard.experiment, trainer.global_step
         for name, parameter in pl_module.network.named_parameters():
             writer.add_histogram(f"weights/{name}", parameter, step)
             if parameter.grad is not None:
                 writer.add_histogram(f"gradients/{name}", parameter.grad, step)
+
+
+def tensorboard_of(trainer: L.Trainer) -> TensorBoardLogger | None:
+    """The run's TensorBoard logger, one among its loggers; None without one."""
+    return next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
 
 
 def finite(network: nn.Module) -> bool:

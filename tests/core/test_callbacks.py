@@ -13,6 +13,7 @@ from torchmetrics import MeanMetric
 from src.core.callbacks import EpochResults
 from src.core.classifier import Tally
 from tests.conftest import ROOT, TINY, evaluate, run_module
+from tests.interrupt_at import ctrl_c_at
 
 
 def test_sigterm_while_training_saves_the_state_prints_the_resume_command_and_exits(
@@ -52,7 +53,7 @@ def test_ctrl_c_during_the_final_test_keeps_the_checkpoints_and_names_the_eval_c
         "trainer.max_epochs=1",
         f"hydra.run.dir={run_dir}",
     ]
-    stopped = run_module("tests.interrupt_at", "test", *args)
+    stopped = run_module("src.train", *ctrl_c_at("test"), *args)
 
     output = stopped.stdout + stopped.stderr
     assert stopped.returncode == 128 + signal.SIGINT, output[-3000:]
@@ -124,3 +125,77 @@ def test_the_epoch_line_gives_the_accuracies_of_their_counts(caplog):
         "epoch 1/3 | train/loss 2.5000 | train/acc 50.00% | val/acc 0.62% | val/loss 2.2500 | "
         "best 0.62%"
     ]
+
+
+OWN_CALLBACKS = """
+from pathlib import Path
+
+from lightning.pytorch.callbacks import Callback
+
+
+class CountEpochs(Callback):
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.path.write_text(str(trainer.current_epoch + 1))
+
+
+class NotACallback:
+    def __init__(self, path: str) -> None:
+        Path(path).write_text("ran")
+"""
+
+
+def test_a_callback_of_the_users_own_and_one_of_lightnings_are_added_from_the_command_line(
+    tiny_mnist, tmp_path
+):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "my_callbacks.py").write_text(OWN_CALLBACKS)
+    run_dir, counted = tmp_path / "run", tmp_path / "epochs.txt"
+    result = run_module(
+        "src.train", f"data.data_dir={tiny_mnist}", *TINY, "logger=csv",
+        "+callbacks.count._target_=my_callbacks.CountEpochs", f"+callbacks.count.path={counted}",
+        "+callbacks.lr._target_=lightning.pytorch.callbacks.LearningRateMonitor",
+        "+callbacks.lr.logging_interval=epoch", f"hydra.run.dir={run_dir}",
+        env={"PYTHONPATH": str(tmp_path / "mine")},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert counted.read_text() == "2"
+    header = (run_dir / "csv" / "metrics.csv").read_text().splitlines()[0]
+    assert "lr-Adam" in header.split(",")
+
+
+def test_a_class_that_is_not_a_callback_is_refused_in_one_line_and_never_runs(tiny_mnist, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "my_callbacks.py").write_text(OWN_CALLBACKS)
+    run_dir, proof = tmp_path / "run", tmp_path / "ran.txt"
+    result = run_module(
+        "src.train", f"data.data_dir={tiny_mnist}", *TINY,
+        "+callbacks.x._target_=my_callbacks.NotACallback", f"+callbacks.x.path={proof}",
+        f"hydra.run.dir={run_dir}", env={"PYTHONPATH": str(tmp_path / "mine")},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: callbacks.x._target_=my_callbacks.NotACallback is not a "
+        "lightning.pytorch.callbacks.callback.Callback class, so it is not built: a callbacks "
+        "config may only name such a class, e.g. lightning.pytorch.callbacks.LearningRateMonitor"
+    )
+    assert not proof.exists()
+    assert not (run_dir / "checkpoints").exists()
+
+
+def test_the_projects_callbacks_are_entries_removed_or_switched_by_name(tiny_cfg, tmp_path):
+    from src.train import train
+
+    # The shortcut spelling of before the entries: early stopping with a patience of 1 stops
+    # a run whose learning rate of 0 cannot improve after its second epoch.
+    stopped = train(
+        tiny_cfg(
+            "logger=none", "optimizer.lr=0", "trainer.max_epochs=5",
+            "callbacks.early_stopping=true", "callbacks.patience=1", "~callbacks.last_checkpoint",
+        ),
+        tmp_path,
+    )  # fmt: skip
+    assert stopped["epochs"] == 2
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["best.ckpt"]

@@ -157,23 +157,21 @@ def test_missing_or_foreign_checkpoints_are_named(tmp_path):
         load_classifier(tmp_path / "notes.ckpt")
 
 
+class ExplodeInSecondEpoch(L.Callback):
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == 1:
+            for group in trainer.optimizers[0].param_groups:
+                group["lr"] = 1e30
+
+
 def test_a_diverging_run_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
-    tiny_cfg, tmp_path, monkeypatch
+    tiny_cfg, tmp_path
 ):
     import src.train
 
-    class ExplodeInSecondEpoch(L.Callback):
-        def on_train_epoch_start(self, trainer, pl_module):
-            if trainer.current_epoch == 1:
-                for group in trainer.optimizers[0].param_groups:
-                    group["lr"] = 1e30
-
-    build = src.train.build_callbacks
-    monkeypatch.setattr(
-        src.train, "build_callbacks", lambda *a, **k: [*build(*a, **k), ExplodeInSecondEpoch()]
-    )
+    explode = f"+callbacks.explode._target_={__name__}.ExplodeInSecondEpoch"
     with pytest.raises(UsageError, match="NaN or infinite at global step 1[0-9], so training"):
-        src.train.train(tiny_cfg("logger=none"), tmp_path)
+        src.train.train(tiny_cfg("logger=none", explode), tmp_path)
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["epoch"] == 0 and last["global_step"] == 10  # the first epoch's
     assert all(weight.isfinite().all() for weight in last["state_dict"].values())

@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from src.core.errors import UsageError
 from src.core.resume import resumed_run
 from tests.conftest import TINY, compose_train, run_module
+from tests.interrupt_at import ctrl_c_at
 from tests.test_train import read_events
 
 # 300 training images in batches of 32: 10 steps an epoch, 2 epochs; deterministic on the CPU.
@@ -63,7 +64,7 @@ def test_a_run_interrupted_mid_epoch_and_resumed_ends_as_if_never_stopped(
     finished_run = finished_runs(settings)
     run_dir = tmp_path / "stopped"
     args = [f"data.data_dir={tiny_mnist}", *RUN, *settings.split(), f"hydra.run.dir={run_dir}"]
-    stopped = run_module("tests.interrupt_at", "14", *args)  # Ctrl-C in the second epoch
+    stopped = run_module("src.train", *ctrl_c_at(14), *args)  # Ctrl-C in the second epoch
 
     assert stopped.returncode == 130, stopped.stderr[-3000:]
     assert f"python -m src.train resume={run_dir}" in stopped.stdout + stopped.stderr
@@ -101,7 +102,7 @@ def test_a_run_saved_before_newer_settings_existed_resumes_with_their_defaults(
     shutil.copytree(finished_run, run_dir)
     saved = run_dir / ".hydra" / "config.yaml"
     config = yaml.safe_load(saved.read_text())
-    del config["label_smoothing"], config["callbacks"]["ema_decay"]
+    del config["label_smoothing"], config["threads"]
     saved.write_text(yaml.safe_dump(config))
     result = run_module("src.train", f"resume={run_dir}", "trainer.max_epochs=3")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -113,7 +114,7 @@ def test_resume_refuses_to_change_the_run(finished_run):
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "error: resume= continues a run with the config it saved, so optimizer.lr=0.1 cannot "
-        "change it; only trainer.max_epochs, callbacks.progress_bar_refresh, trainer.threads can. "
+        "change it; only trainer.max_epochs, callbacks.progress_bar_refresh, threads can. "
         "Start a new run for other settings"
     )
 
