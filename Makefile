@@ -1,4 +1,4 @@
-# make install | train | sweep | test | lint | format | tensorboard | mlflow | bench | demo | clean
+# make install | lock | train | sweep | test | lint | format | tensorboard | dashboard | mlflow | bench | demo | clean
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,16 +6,35 @@ BIN := $(VENV)/bin
 DATA_DIR ?= $(if $(wildcard ../shared/data/MNIST/raw),../shared/data,data)
 export DATA_DIR
 
-.PHONY: install train sweep test lint format tensorboard mlflow bench demo clean
+.PHONY: install lock train sweep test lint format tensorboard dashboard mlflow bench demo clean
 
+# Every extra of pyproject.toml (dev, sweeps, and whatever a branch adds).
+EXTRAS = $(shell $(PYTHON) -c "import tomllib; print(','.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']))")
+TORCH := "torch==2.14.1" "torchvision==0.29.1"
+LOCK := requirements.lock
+
+# Exactly the versions in requirements.lock, which the tests passed with.
 install: $(BIN)/activate
-$(BIN)/activate: pyproject.toml
+$(BIN)/activate: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned to the release this project is tested with.
-	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
-	$(BIN)/pip install --quiet -e ".[dev,sweeps,loggers,serve]"
+	$(BIN)/pip install --quiet -c $(LOCK) $(TORCH)
+	$(BIN)/pip install --quiet -c $(LOCK) -e ".[$(EXTRAS)]"
 	touch $(BIN)/activate
+
+# requirements.lock afresh: pyproject's dependencies and every extra resolved to their newest
+# releases in a throwaway venv (torch as pinned above), each installed version written down.
+# After a dependency changes in pyproject.toml: make lock, make install, make test, commit both.
+LOCK_VENV := $(or $(TMPDIR),/tmp)/mnist-convnets-lock
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet $(TORCH)
+	$(LOCK_VENV)/bin/pip install --quiet -e ".[$(EXTRAS)]"
+	echo "# make lock: every version installed by make install, for Python $$($(LOCK_VENV)/bin/python -c 'import platform; print(platform.python_version())')" > $(LOCK)
+	$(LOCK_VENV)/bin/pip freeze --exclude-editable >> $(LOCK)
+	rm -rf $(LOCK_VENV)
 
 train: install
 	$(BIN)/python -m src.train $(ARGS)
@@ -49,6 +68,13 @@ bench: install
 
 tensorboard: install
 	$(BIN)/tensorboard --logdir outputs
+
+# Optuna's dashboard on the search's study (hparams_search=optuna), on this machine only:
+# http://127.0.0.1:8080. Another study: make dashboard STORAGE=sqlite:///outputs/other.db
+STORAGE ?= sqlite:///outputs/optuna.db
+DASHBOARD_PORT ?= 8080
+dashboard: install
+	$(BIN)/optuna-dashboard --host 127.0.0.1 --port $(DASHBOARD_PORT) $(STORAGE)
 
 # MLflow's UI on the store of logger=mlflow (conf/logger/mlflow.yaml), on this machine only.
 mlflow: install

@@ -30,7 +30,7 @@ from omegaconf import DictConfig
 
 from src.core.console import end_quietly_when_the_reader_stops
 from src.core.errors import UsageError, exit_on_usage_error
-from src.core.records import read_record
+from src.core.records import FINISHED, read_record
 from src.core.sweeps import OPTIMIZED_METRIC, job_folders
 from src.visuals.tables import markdown_table
 
@@ -81,7 +81,7 @@ def sweep_jobs(sweep: Path) -> list[dict[str, Any]]:
 
 
 def count_failed(runs: list[dict[str, Any]]) -> int:
-    return sum(run["status"] != "ok" for run in runs)
+    return sum(run["status"] not in FINISHED for run in runs)
 
 
 def summarize(sweep: Path, jobs: list[dict[str, Any]] | None = None) -> str:
@@ -155,9 +155,9 @@ def read_run(folder: Path) -> dict[str, Any]:
 
 
 def rank(run: dict[str, Any]) -> tuple:
-    """Finished runs best first (the metric, then the test accuracy), then failed ones in the
-    order of their folders."""
-    if run["status"] == "ok":
+    """Finished runs (pruned ones too) best first (the metric, then the test accuracy), then
+    failed ones in the order of their folders."""
+    if run["status"] in FINISHED:
         # A run without validation (trainer.limit_val_batches=0) has no metric: after the others.
         metric = run[OPTIMIZED_METRIC]
         return (0, metric is None, -(metric or 0), -run["test/acc"])
@@ -171,7 +171,8 @@ def natural_order(text: str) -> tuple:
 
 def by_config(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and standard deviation per configuration (the overrides minus the seed) when one ran
-    more than once; empty otherwise."""
+    more than once; empty otherwise. Runs that a search pruned are left out: they stopped
+    early."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
         if run["status"] == "ok" and run[OPTIMIZED_METRIC] is not None:
@@ -194,7 +195,7 @@ def by_config(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def result_cells(run: dict[str, Any]) -> list[str]:
-    status = "ok" if run["status"] == "ok" else f"failed: {run['error']}"
+    status = run["status"] if run["status"] in FINISHED else f"failed: {run['error']}"
     fit = "" if run["fit_seconds"] is None else f"{run['fit_seconds']:.1f}"
     epochs = "" if run["epochs"] is None else str(run["epochs"])
     accuracies = [percent(run[OPTIMIZED_METRIC]), percent(run["test/acc"])]

@@ -1,5 +1,5 @@
 """The project's Hydra plugins. Hydra instantiates a sweeper only from a class defined in the
-hydra_plugins package; the code lives in src/core/sweeper.py."""
+hydra_plugins package; the code lives in src/core/sweeper.py and src/core/search.py."""
 
 from src.core import sweeper
 
@@ -9,10 +9,10 @@ class KeepGoingSweeper(sweeper.KeepGoingSweeper):
 
 
 try:
-    from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
+    from src.core import search
 except ImportError:  # without the sweeps extra (make install has it): no Optuna search
     pass
 else:
 
-    class SearchSweeper(sweeper.SearchWithoutABestTrial, OptunaSweeper):
-        """Optuna's sweeper (hparams_search=optuna), ending as any sweep when no trial finished."""
+    class SearchSweeper(search.SearchSweeper):
+        """An Optuna search (hparams_search=optuna), trial by trial (src/core/search.py)."""

@@ -1,9 +1,10 @@
 """A sweep whose launcher or search cannot run its jobs stops before it starts, in one line.
 
 The launchers and Optuna find out only once the sweep has begun, and say so in tracebacks: SLURM's
-launcher off a cluster, joblib's with n_jobs=0, an Optuna search of no trials or a database it
-cannot open. This Hydra callback runs first of all at the start of a sweep (conf/train.yaml), so
-the sweep's folder is not even made.
+launcher off a cluster, joblib's with n_jobs=0, an Optuna search of no trials, a search space,
+sampler or pruner Optuna refuses, a database it cannot open, a study made for the other
+direction (src/core/search.py). This Hydra callback runs first of all at the start of a sweep
+(conf/train.yaml), so the sweep's folder is not even made.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from src.core.errors import UsageError, exit_on_usage_error, message_line
+from src.core.errors import UsageError, exit_on_usage_error
 
 
 class SweepCanStart(Callback):
     @exit_on_usage_error
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         require_a_launcher_that_can_start(config.hydra.launcher)
-        require_a_search_that_can_start(config.hydra.sweeper)
+        require_a_search_that_can_start(config)
 
 
 def require_a_launcher_that_can_start(launcher: DictConfig) -> None:
@@ -37,26 +38,15 @@ def require_a_launcher_that_can_start(launcher: DictConfig) -> None:
         )
 
 
-def require_a_search_that_can_start(sweeper: DictConfig) -> None:
-    """Optuna's settings (hparams_search=optuna); Hydra's basic sweeper has none of them."""
+def require_a_search_that_can_start(config: DictConfig) -> None:
+    """An Optuna search's settings (hparams_search=optuna); Hydra's basic sweeper has none."""
+    sweeper = config.hydra.sweeper
+    if "n_trials" not in sweeper:
+        return
     for key in ("n_trials", "n_jobs"):
-        value = sweeper.get(key)
-        if value is not None and value < 1:
-            raise UsageError(f"hydra.sweeper.{key} must be >= 1, got {value}")
-    if sweeper.get("storage"):
-        require_a_database_that_opens(str(sweeper.storage))
+        if sweeper[key] < 1:
+            raise UsageError(f"hydra.sweeper.{key} must be >= 1, got {sweeper[key]}")
+    # Imported here: Optuna comes with make install's sweeps extra, and only a search uses it.
+    from src.core.search import require_a_search_that_can_start as require_the_search
 
-
-def require_a_database_that_opens(url: str) -> None:
-    # Imported here: SQLAlchemy comes with Optuna (make install's sweeps extra), and only an
-    # Optuna search names a storage.
-    from sqlalchemy import create_engine
-    from sqlalchemy.exc import SQLAlchemyError
-
-    try:
-        create_engine(url).connect().close()
-    except SQLAlchemyError as error:
-        raise UsageError(
-            f"hydra.sweeper.storage={url} cannot be opened ({message_line(error)}): name a "
-            "database whose folder exists, e.g. sqlite:///outputs/optuna.db"
-        ) from None
+    require_the_search(sweeper, config.hydra.overrides.task)

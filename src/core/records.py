@@ -10,6 +10,9 @@ from typing import Any
 from src.core.errors import USER_ERRORS, message_line
 
 RECORD = "metrics.json"
+# A pruned run is a trial of an Optuna search that the pruner stopped early: it ended cleanly, was
+# tested, and has every metric of a finished run.
+FINISHED = ("ok", "pruned")
 NOT_FINISHED = f"no {RECORD}: stopped before its end (killed, interrupted), or still running"
 
 
@@ -23,8 +26,17 @@ def write_metrics(run_dir: Path, metrics: dict, overrides: list[str], name: str 
         "overrides": overrides,
         "run_dir": str(run_dir),
     }
+    save_record(run_dir, record)
+
+
+def save_record(run_dir: Path, record: dict[str, Any]) -> None:
     # default=str: a label of the wrong type (name=[1,2]) is what the run failed on; it is kept.
     (run_dir / RECORD).write_text(json.dumps(record, indent=2, default=str) + "\n")
+
+
+def mark_pruned(run_dir: Path, epoch: int) -> None:
+    """A finished run's record, as a trial that the search's pruner stopped after that epoch."""
+    save_record(run_dir, read_record(run_dir) | {"status": "pruned", "pruned_after_epoch": epoch})
 
 
 def write_failure(run_dir: Path, error: Exception, overrides: list[str], name: str | None) -> str:

@@ -5,7 +5,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from src.core.errors import UsageError
-from src.core.launch import require_a_database_that_opens, require_a_launcher_that_can_start
+from src.core.launch import require_a_launcher_that_can_start
+from src.core.search import open_storage
 from tests.conftest import train_here
 
 
@@ -56,5 +57,5 @@ def test_slurm_starts_where_srun_is(tmp_path, monkeypatch):
 
 
 def test_a_database_in_a_folder_that_exists_opens(tmp_path):
-    require_a_database_that_opens(f"sqlite:///{tmp_path}/study.db")
+    open_storage(f"sqlite:///{tmp_path}/study.db")
     assert (tmp_path / "study.db").is_file()
