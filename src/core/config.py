@@ -164,57 +164,6 @@ class PredictConfig:
         )
 
 
-def compose_config(overrides: list[str], config_name: str = "train") -> DictConfig:
-    """The config a command line with these overrides would get, composed outside a Hydra app."""
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose(config_name, overrides=overrides)
-
-
-SCHEMAS = {"train": TrainConfig, "eval": EvalConfig, "predict": PredictConfig}
-
-
-def type_at(schema: type, key: str) -> Any:
-    """The type the schema gives a dotted key ("" for the schema itself); None if it has none."""
-    for name in filter(None, key.split(".")):
-        if not is_dataclass(schema) or name not in (hints := get_type_hints(schema)):
-            return None
-        schema = hints[name]
-    return schema
-
-
-def settings_below(schema: type, parent: str) -> list[str]:
-    """The settings of the schema's group at `parent` (a dotted key; "" for the top level)."""
-    return [field.name for field in fields(type_at(schema, parent))]
-
-
-def validate(cfg: DictConfig, command: str = "train") -> None:
-    """Check every type and range of a command's config (train, eval or predict), so a mistake
-    stops with one line before any work starts. The plug-in groups' classes are checked when they
-    are built, which the commands do before any work too."""
-    try:
-        OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SCHEMAS[command]), cfg))
-    except UsageError:
-        raise
-    except MissingMandatoryValue as error:
-        raise UsageError(
-            f"{error.full_key} is missing (???): set it on the command line, {error.full_key}=..."
-        ) from None
-    except ConfigKeyError as error:
-        parent = error.full_key.rpartition(".")[0]
-        settings = settings_below(SCHEMAS[command], parent)
-        raise UsageError(not_a_setting(error.full_key, settings)) from None
-    except OmegaConfBaseException as error:
-        key = getattr(error, "full_key", None)
-        if key and is_dataclass(type_at(SCHEMAS[command], key)):
-            settings = settings_below(SCHEMAS[command], key)
-            raise UsageError(
-                f"{key} is a group of settings ({', '.join(settings)}), not one value: set them "
-                f"one by one, e.g. {key}.{settings[0]}=false"
-            ) from None
-        where = f"{key}: " if key else ""
-        raise UsageError(f"{where}{message_line(error)}") from None
-
-
 @dataclass
 class ServeConfig:
     ckpt_path: Any  # one path, or a list of them (require_checkpoint)
@@ -244,5 +193,58 @@ class ExportConfig:
         require(self.check_images >= 1, f"check_images must be >= 1, got {self.check_images}")
 
 
-# src.serve's and src.export's settings (validate(cfg, "serve"), validate(cfg, "export")).
-SCHEMAS.update(serve=ServeConfig, export=ExportConfig)
+def compose_config(overrides: list[str], config_name: str = "train") -> DictConfig:
+    """The config a command line with these overrides would get, composed outside a Hydra app."""
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose(config_name, overrides=overrides)
+
+
+SCHEMAS = {
+    "train": TrainConfig,
+    "eval": EvalConfig,
+    "predict": PredictConfig,
+    "serve": ServeConfig,
+    "export": ExportConfig,
+}
+
+
+def type_at(schema: type, key: str) -> Any:
+    """The type the schema gives a dotted key ("" for the schema itself); None if it has none."""
+    for name in filter(None, key.split(".")):
+        if not is_dataclass(schema) or name not in (hints := get_type_hints(schema)):
+            return None
+        schema = hints[name]
+    return schema
+
+
+def settings_below(schema: type, parent: str) -> list[str]:
+    """The settings of the schema's group at `parent` (a dotted key; "" for the top level)."""
+    return [field.name for field in fields(type_at(schema, parent))]
+
+
+def validate(cfg: DictConfig, command: str = "train") -> None:
+    """Check every type and range of a command's config (one of SCHEMAS), so a mistake
+    stops with one line before any work starts. The plug-in groups' classes are checked when they
+    are built, which the commands do before any work too."""
+    try:
+        OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SCHEMAS[command]), cfg))
+    except UsageError:
+        raise
+    except MissingMandatoryValue as error:
+        raise UsageError(
+            f"{error.full_key} is missing (???): set it on the command line, {error.full_key}=..."
+        ) from None
+    except ConfigKeyError as error:
+        parent = error.full_key.rpartition(".")[0]
+        settings = settings_below(SCHEMAS[command], parent)
+        raise UsageError(not_a_setting(error.full_key, settings)) from None
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None)
+        if key and is_dataclass(type_at(SCHEMAS[command], key)):
+            settings = settings_below(SCHEMAS[command], key)
+            raise UsageError(
+                f"{key} is a group of settings ({', '.join(settings)}), not one value: set them "
+                f"one by one, e.g. {key}.{settings[0]}=false"
+            ) from None
+        where = f"{key}: " if key else ""
+        raise UsageError(f"{where}{message_line(error)}") from None
