@@ -142,16 +142,23 @@ def build(
     *args: Any,
     own_keys: Sequence[str] = (),
     where: str | None = None,
+    offered: Mapping[str, Any] | None = None,
     **given_by_the_run: Any,
 ) -> Any:
     """The object a group's config describes, after the checks above; `args` come first (with
     `_partial_`, the Hydra convention for objects that need them: parameters, an optimizer).
     `own_keys` are the project's settings beside the arguments, not
     passed on; `given_by_the_run` are arguments the program fills in (the data set's image
-    shape, the run's number of steps); `where` is the config's key, the group's if not given."""
+    shape, the run's number of steps); `offered` are those it fills in only where the class takes
+    them and the config leaves them unset (the run folder); `where` is the config's key, the
+    group's if not given."""
     where = where or group
     settings = {k: v for k, v in settings_of(node).items() if k not in own_keys}
     target = target_class(group, settings, where)
+    takes = inspect.signature(target).parameters
+    given_by_the_run |= {
+        k: v for k, v in (offered or {}).items() if k in takes and k not in settings
+    }
     if args and not settings.get("_partial_"):
         first = next(iter(inspect.signature(target).parameters))
         raise UsageError(
@@ -181,10 +188,7 @@ def build_entries(
     for name, settings in (settings_of(node) if node else {}).items():
         if not isinstance(settings, dict) or settings.get("_target_") is None:
             continue  # off, or a shortcut that the entries read (callbacks.patience)
-        where = f"{group}.{name}"
-        takes = inspect.signature(target_class(group, settings, where)).parameters
-        given = {k: v for k, v in offered.items() if k in takes and k not in settings}
-        built[name] = build(group, settings, where=where, **given)
+        built[name] = build(group, settings, where=f"{group}.{name}", offered=offered)
     return built
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
+from lightning.pytorch.callbacks import Timer
 
 from src.core.config import validate
 from src.core.errors import explain_config_error
@@ -15,11 +16,11 @@ from src.train import trainer_of_run
 from tests.conftest import compose_train
 
 
-def trainer_of(*overrides: str):
+def trainer_of(*overrides: str, run_dir: Path | None = None):
     cfg = compose_train(*overrides)
     validate(cfg)
-    with tempfile.TemporaryDirectory() as run_dir:
-        return trainer_of_run(cfg, Path(run_dir), TensorBoardRun())
+    with tempfile.TemporaryDirectory() as scratch:
+        return trainer_of_run(cfg, run_dir or Path(scratch), TensorBoardRun())
 
 
 def test_any_trainer_argument_can_be_set_and_reaches_the_trainer():
@@ -36,14 +37,17 @@ def test_any_trainer_argument_can_be_set_and_reaches_the_trainer():
     assert trainer.num_sanity_val_steps == 0 and trainer.gradient_clip_val == 0.5
     assert trainer.gradient_clip_algorithm == "value"
     assert trainer.fit_loop.max_steps == 7
+    (timer,) = [c for c in trainer.callbacks if isinstance(c, Timer)]
+    assert timer._duration == 30 * 60  # max_time's 00:00:30:00, in seconds
 
 
-def test_the_project_values_become_lightnings(monkeypatch):
+def test_the_project_values_become_lightnings(monkeypatch, tmp_path):
     monkeypatch.setattr("src.core.trainer.fastest_precision", lambda accelerator: "32-true")
-    trainer = trainer_of("trainer.precision=auto", "trainer.profiler=simple")
+    trainer = trainer_of("trainer.precision=auto", "trainer.profiler=simple", run_dir=tmp_path)
     assert trainer.precision == "32-true"
     assert type(trainer.profiler).__name__ == "SimpleProfiler"
     assert trainer.profiler.dirpath is not None  # the run folder, not the logger's
+    assert Path(trainer.profiler.dirpath) == tmp_path
 
 
 def test_a_trainer_argument_that_conf_trainer_does_not_list_is_named_with_the_fix(monkeypatch):
