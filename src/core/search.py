@@ -43,7 +43,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 from optuna.trial import TrialState
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from src.core.composing import ComposableJobsLauncher, RecordsJobsThatCannotBeComposed
 from src.core.errors import UsageError, exit_on_usage_error, message_line
@@ -58,6 +58,7 @@ BEST_TRIAL_FILE = "optimization_results.yaml"  # at the sweep's root, as Hydra's
 # The studies without a storage (hydra.sweeper.storage=null), by name: in this process's memory,
 # where only the jobs that run in this process (Hydra's basic launcher) reach them.
 IN_THIS_PROCESS: dict[str, optuna.storages.BaseStorage] = {}
+SCHEMA_RACES = 5  # how often a search opens a new database that others are making at that moment
 
 
 @dataclass
@@ -168,20 +169,33 @@ def pruner_of(sweeper: DictConfig) -> optuna.pruners.BasePruner:
 
 def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
     """The study's storage: a database URL (sqlite:///outputs/optuna.db, postgresql://...,
-    mysql://...); None for none (a study in this process's memory). SQLite waits up to a minute for
-    another process's write instead of failing at once: the trials of several searches, or of
-    the joblib launcher, write to one file."""
+    mysql://...); None for none (a study in this process's memory)."""
     if url is None:
         return None
-    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+        return database_storage(url)
     except (SQLAlchemyError, RuntimeError, ValueError) as error:
         # RuntimeError: a database made by an older Optuna; its message names the upgrade.
         raise UsageError(
             f"hydra.sweeper.storage={url} cannot be opened ({message_line(error)}): name a "
             "database whose folder exists, e.g. sqlite:///outputs/optuna.db"
         ) from None
+
+
+def database_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's storage in the database at url, its tables made where they are not yet. SQLite
+    waits up to a minute for another process's write instead of failing at once: the trials of
+    several searches, or of the joblib launcher, write to one file. Searches that open a new
+    database at the same moment all make its tables: each that comes too late finds a table, or
+    Optuna's version row, already made, and opening it again finds them and makes the rest."""
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    for _ in range(SCHEMA_RACES - 1):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+        except (IntegrityError, OperationalError) as error:
+            if not (isinstance(error, IntegrityError) or "already exists" in str(error)):
+                raise
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine)
 
 
 def open_study(sweeper: DictConfig) -> optuna.Study:

@@ -12,12 +12,15 @@ import pytest
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from src.core.errors import UsageError
 from src.core.search import (
     PRUNED_AT,
     RUN_FOLDER,
     build_optuna_object,
+    open_storage,
     open_study,
     search_space,
 )
@@ -188,6 +191,26 @@ def test_two_searches_on_one_storage_share_the_study(tiny_mnist, tmp_path):
     assert all(t.state == TrialState.COMPLETE for t in study)
     jobs = {str(p.parent) for p in tmp_path.glob("sweep*/*/metrics.json")}
     assert sorted(t.user_attrs[RUN_FOLDER] for t in study) == sorted(jobs)  # each job, once
+
+
+def test_a_new_database_another_search_is_making_at_that_moment_opens(tmp_path):
+    url = f"sqlite:///{tmp_path}/study.db"
+    the_other = []
+
+    def the_other_search_makes_the_tables_first(connection, cursor, statement, *rest):
+        if statement.lstrip().startswith("CREATE TABLE") and not the_other:
+            the_other.append("making")  # its own CREATE TABLEs come here too
+            optuna.storages.RDBStorage(url)  # between this search's look and its first CREATE
+
+    event.listen(Engine, "before_cursor_execute", the_other_search_makes_the_tables_first)
+    try:
+        storage = open_storage(url)
+    finally:
+        event.remove(Engine, "before_cursor_execute", the_other_search_makes_the_tables_first)
+
+    assert the_other == ["making"]
+    optuna.create_study(storage=storage, study_name="shared").optimize(lambda t: 1.0, n_trials=1)
+    assert len(optuna.load_study(study_name="shared", storage=url).trials) == 1
 
 
 def test_fail_fast_stops_the_search_at_its_first_failed_trial(tiny_mnist, tmp_path):
