@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
+import io
 import json
 import logging
 import os
@@ -115,18 +118,39 @@ def run_module(module: str, *args: str, cwd: Path = ROOT, env: dict | None = Non
     )
 
 
+def run_here(module: str, *args: str) -> subprocess.CompletedProcess:
+    """`python -m <module> <args>` in this process, for a command that stops before it has much to
+    do (in a process of its own, its imports would be most of the test): its exit status and
+    what it printed, as run_module gives them. The tests of the console start processes."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            run_as_main(module, *args)
+            status = 0
+        except SystemExit as exit:
+            status = exit.code or 0
+    return subprocess.CompletedProcess(
+        [module, *args], status, stdout.getvalue(), stderr.getvalue()
+    )
+
+
 def train_here(*args: str) -> None:
-    """`python -m src.train <args>` in this process (a subprocess would cost its imports again);
-    a sweep's launcher may still start processes of its own, as it would for a user."""
+    """`python -m src.train <args>` in this process; a sweep's launcher may still start processes
+    of its own, as it would for a user."""
+    run_as_main("src.train", *args)
+
+
+def run_as_main(module: str, *args: str) -> None:
+    """What `python -m <module> <args>` runs, with Hydra's state and logging put back after."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from src.train import main
+    from src.core.errors import exit_on_config_error
 
     root = logging.getLogger()
     handlers, level, argv = root.handlers[:], root.level, sys.argv
-    sys.argv = ["train.py", f"--config-path={CONF_DIR}", *args]
+    sys.argv = [f"{module.rpartition('.')[2]}.py", f"--config-path={CONF_DIR}", *args]
     try:
-        main()
+        exit_on_config_error(importlib.import_module(module).main)()
     finally:  # Hydra configured logging and its global state for this command only
         GlobalHydra.instance().clear()
         root.handlers, root.level, sys.argv = handlers, level, argv

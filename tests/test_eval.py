@@ -1,6 +1,6 @@
 from PIL import Image
 
-from tests.conftest import evaluate, run_module
+from tests.conftest import evaluate, run_here
 
 
 def test_eval_tests_the_best_checkpoint_prints_the_table_and_writes_its_files(
@@ -37,13 +37,13 @@ def test_eval_names_a_missing_checkpoint_in_one_line(tmp_path):
             ([f"ckpt_path={tmp_path / 'none'}"], f"error: no checkpoint at {tmp_path / 'none'}"),
         )
     ):
-        result = run_module("src.eval", *args, f"hydra.run.dir={tmp_path / str(case)}")
+        result = run_here("src.eval", *args, f"hydra.run.dir={tmp_path / str(case)}")
         assert result.returncode == 2
         assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
 
 
 def test_a_group_given_to_eval_is_named_as_the_checkpoints_to_choose():
-    result = run_module("src.eval", "ckpt_path=x.ckpt", "model=mlp")
+    result = run_here("src.eval", "ckpt_path=x.ckpt", "model=mlp")
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "error: model is not a group of python -m src.eval (the network and its settings come "
@@ -52,7 +52,7 @@ def test_a_group_given_to_eval_is_named_as_the_checkpoints_to_choose():
 
 
 def test_a_training_setting_given_to_eval_is_named_without_the_hint_for_plug_ins(tmp_path):
-    result = run_module("src.eval", "ckpt_path=x.ckpt", "data.batch_size=0")
+    result = run_here("src.eval", "ckpt_path=x.ckpt", "data.batch_size=0")
     assert result.returncode == 2
     assert result.stderr.strip() == (  # no `+data.batch_size=...`: eval's data is no plug-in
         "error: data.batch_size is not a setting: the settings of data are data_dir, "

@@ -3,7 +3,7 @@ schemas); src.eval's, src.predict's, src.serve's and src.export's own settings; 
 and where to read more."""
 
 from src.core.config import CONF_DIR
-from tests.conftest import run_module
+from tests.conftest import run_here
 
 
 def groups_listed(help_text: str) -> dict[str, list[str]]:
@@ -14,7 +14,7 @@ def groups_listed(help_text: str) -> dict[str, list[str]]:
 
 
 def test_help_lists_each_group_with_its_option_files_only():
-    result = run_module("src.train", "--help")
+    result = run_here("src.train", "--help")
 
     assert result.returncode == 0, result.stderr[-3000:]
     groups = groups_listed(result.stdout)
@@ -35,7 +35,7 @@ def test_the_commands_of_a_checkpoint_list_their_own_settings_and_none_of_traini
         ("serve", ["ckpt_path", "port", "max_megapixels", "measure_page"]),
         ("export", ["ckpt_path", "data", "check_images", "bench"]),
     ):
-        result = run_module(f"src.{command}", "--help")
+        result = run_here(f"src.{command}", "--help")
         assert result.returncode == 0, result.stderr[-3000:]
         section = result.stdout.split("== Settings: key=value ==")[1].split("\n==")[0]
         top_level = [line.split(":")[0] for line in section.splitlines() if line[:1].isalpha()]

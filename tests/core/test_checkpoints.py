@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import TINY, run_module
+from tests.conftest import TINY, run_here, run_module
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_eval_predict_and_resume_refuse_a_config_that_names_a_callable_of_the_wr
         "src.train": [f"resume={crafted}"],
     }  # fmt: skip
     for module, args in commands.items():
-        result = run_module(module, *args)
+        result = run_here(module, *args)
         assert result.returncode == 2, (module, result.stderr[-3000:])
         assert "Traceback" not in result.stderr
         last = result.stderr.strip().splitlines()[-1]

@@ -6,14 +6,22 @@ import shutil
 
 import pytest
 
-from tests.conftest import TINY, TRAIN_FILES, run_module
+from tests.conftest import TINY, TRAIN_FILES, run_here, run_module
 
 NO_NETWORK = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
 
 
-def train(*args, env=None, data_dir=None, run_dir):
+def command(*args, data_dir=None, run_dir):
     data = [f"data.data_dir={data_dir}"] if data_dir else []
-    return run_module("src.train", *data, *TINY, *args, f"hydra.run.dir={run_dir}", env=env)
+    return [*data, *TINY, *args, f"hydra.run.dir={run_dir}"]
+
+
+def train(*args, data_dir=None, run_dir):
+    return run_here("src.train", *command(*args, data_dir=data_dir, run_dir=run_dir))
+
+
+def train_in_a_process(*args, env, run_dir):
+    return run_module("src.train", *command(*args, run_dir=run_dir), env=env)
 
 
 def assert_one_error_line(result, message):
@@ -126,12 +134,12 @@ def test_a_run_refused_after_its_folder_was_made_says_why_in_its_metrics(
 
 
 def test_a_gpu_asked_for_on_a_machine_without_one(tmp_path):
-    result = train("trainer=gpu", env={"CUDA_VISIBLE_DEVICES": ""}, run_dir=tmp_path)
+    result = train_in_a_process("trainer=gpu", env={"CUDA_VISIBLE_DEVICES": ""}, run_dir=tmp_path)
     assert_one_error_line(result, "there is no GPU here (torch.cuda.is_available() is False)")
 
 
 def test_a_traceback_when_asked_for(tmp_path):
-    result = train("optimizer.lr=-1", env={"HYDRA_FULL_ERROR": "1"}, run_dir=tmp_path)
+    result = train_in_a_process("optimizer.lr=-1", env={"HYDRA_FULL_ERROR": "1"}, run_dir=tmp_path)
     assert result.returncode != 0 and "Traceback" in result.stderr
     assert "Invalid learning rate" in result.stderr
 
@@ -140,9 +148,13 @@ def test_a_traceback_when_asked_for(tmp_path):
     ("data_set", "folder"),
     [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST"), ("kmnist", "KMNIST")],
 )
-def test_a_missing_data_set_without_a_network_says_where_and_how(data_set, folder, tmp_path):
+def test_a_missing_data_set_without_a_network_says_where_and_how(
+    data_set, folder, tmp_path, monkeypatch
+):
+    for variable, proxy in NO_NETWORK.items():
+        monkeypatch.setenv(variable, proxy)
     empty = tmp_path / "empty"
-    result = train(f"data={data_set}", data_dir=empty, env=NO_NETWORK, run_dir=tmp_path / "run")
+    result = train(f"data={data_set}", data_dir=empty, run_dir=tmp_path / "run")
     assert_one_error_line(result, f"error: {folder} is not in {empty / folder / 'raw'}")
     assert "download failed" in result.stderr and "DATA_DIR" in result.stderr
 

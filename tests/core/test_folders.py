@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_module
+from tests.conftest import run_here
 from tests.core.test_errors import assert_one_error_line
 
 EARLIER_RUN = {
@@ -37,7 +37,7 @@ def earlier_run(tmp_path) -> Path:
     ("module", "settings"), [("src.train", []), ("src.eval", ["ckpt_path=x"])]
 )
 def test_a_command_refuses_the_folder_of_an_earlier_run(earlier_run, module, settings):
-    result = run_module(module, *settings, f"hydra.run.dir={earlier_run}")
+    result = run_here(module, *settings, f"hydra.run.dir={earlier_run}")
     assert_one_error_line(
         result, f"hydra.run.dir={earlier_run} already holds a run (.hydra/config.yaml)"
     )
@@ -48,7 +48,7 @@ def test_a_sweep_refuses_the_folder_of_an_earlier_sweep(tmp_path):
     sweep = tmp_path / "sweep"
     sweep.mkdir()
     (sweep / "multirun.yaml").write_text("hydra: {}\n")
-    result = run_module("src.train", "-m", "seed=1,2", f"hydra.sweep.dir={sweep}")
+    result = run_here("src.train", "-m", "seed=1,2", f"hydra.sweep.dir={sweep}")
     assert_one_error_line(result, f"hydra.sweep.dir={sweep} already holds a sweep (multirun.yaml)")
     assert files_of(sweep) == {"multirun.yaml": "hydra: {}\n"}
 
@@ -57,5 +57,5 @@ def test_a_sweep_refuses_the_folder_of_an_earlier_sweep(tmp_path):
 def test_a_folder_that_cannot_be_made_is_named(tmp_path, key):
     (tmp_path / "a_file").write_text("")
     sweep = ["-m"] if key == "hydra.sweep.dir" else []
-    result = run_module("src.train", *sweep, f"{key}={tmp_path / 'a_file' / 'run'}")
+    result = run_here("src.train", *sweep, f"{key}={tmp_path / 'a_file' / 'run'}")
     assert_one_error_line(result, f"{key}={tmp_path / 'a_file' / 'run'} cannot be made")

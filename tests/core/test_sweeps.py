@@ -219,7 +219,7 @@ def test_a_long_sweep_holds_its_memory_steady(tiny_mnist, tmp_path):
     result = run_module(
         "src.train",
         "-m",
-        "seed=range(1,26)",
+        "seed=range(1,16)",
         f"data.data_dir={tiny_mnist}",
         *TINY,
         "trainer.max_epochs=1",
@@ -230,9 +230,9 @@ def test_a_long_sweep_holds_its_memory_steady(tiny_mnist, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(line) for line in probe.read_text().splitlines()]
-    assert len(records) == 25
+    assert len(records) == 15
     # No finished job's trainer (with its network and data) is alive when the next job starts.
-    assert [record["trainers"] for record in records] == [0] * 25
+    assert [record["trainers"] for record in records] == [0] * 15
     settled, last = records[5], records[-1]  # the first jobs fill caches (imports, kernels)
     jobs = last["jobs_done"] - settled["jobs_done"]
     # What stays referenced: before the fixes some 1,300 objects a job (Hydra's copies of each
