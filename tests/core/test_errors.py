@@ -20,8 +20,8 @@ def train(*args, data_dir=None, run_dir):
     return run_here("src.train", *command(*args, data_dir=data_dir, run_dir=run_dir))
 
 
-def train_in_a_process(*args, env, run_dir):
-    return run_module("src.train", *command(*args, run_dir=run_dir), env=env)
+def train_in_a_process(*args, env, data_dir=None, run_dir):
+    return run_module("src.train", *command(*args, data_dir=data_dir, run_dir=run_dir), env=env)
 
 
 def assert_one_error_line(result, message):
@@ -148,13 +148,11 @@ def test_a_traceback_when_asked_for(tmp_path):
     ("data_set", "folder"),
     [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST"), ("kmnist", "KMNIST")],
 )
-def test_a_missing_data_set_without_a_network_says_where_and_how(
-    data_set, folder, tmp_path, monkeypatch
-):
-    for variable, proxy in NO_NETWORK.items():
-        monkeypatch.setenv(variable, proxy)
-    empty = tmp_path / "empty"
-    result = train(f"data={data_set}", data_dir=empty, run_dir=tmp_path / "run")
+def test_a_missing_data_set_without_a_network_says_where_and_how(data_set, folder, tmp_path):
+    empty = tmp_path / "empty"  # a process of its own: urllib keeps the proxy it first saw
+    result = train_in_a_process(
+        f"data={data_set}", data_dir=empty, env=NO_NETWORK, run_dir=tmp_path / "run"
+    )
     assert_one_error_line(result, f"error: {folder} is not in {empty / folder / 'raw'}")
     assert "download failed" in result.stderr and "DATA_DIR" in result.stderr
 
