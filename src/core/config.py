@@ -16,7 +16,7 @@ Hydra refuses an unknown key while it composes (a key that is not in the YAML ne
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, get_type_hints
+from typing import Any, ClassVar, get_type_hints
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
@@ -113,19 +113,27 @@ class TrainConfig:
         )
 
 
-def require_checkpoint(ckpt_path: Any, command: str) -> None:
-    """One checkpoint, run folder or sweep folder, or a list of them (an ensemble)."""
-    entries = ckpt_path if isinstance(ckpt_path, list) else [ckpt_path]
-    require(
-        bool(entries) and all(entry not in ("", None) for entry in entries),
-        f"ckpt_path is missing: python -m {command} ckpt_path=outputs/runs/<date>/<time> "
-        "(a run folder, for its best checkpoint, or a .ckpt file; a sweep folder or a list "
-        "'[runA,runB]' for an ensemble)",
-    )
-    require(
-        all(isinstance(entry, (str, int)) for entry in entries),
-        f"ckpt_path={ckpt_path} is not a path or a list of paths, e.g. ckpt_path='[runA,runB]'",
-    )
+@dataclass
+class CheckpointCommandConfig:
+    """What src.eval, src.predict, src.serve and src.export share: the network they read, one
+    checkpoint, run folder or sweep folder, or a list of them (an ensemble)."""
+
+    command: ClassVar[str]  # the command line a missing ckpt_path is shown with
+    ckpt_path: Any
+
+    def __post_init__(self) -> None:
+        entries = self.ckpt_path if isinstance(self.ckpt_path, list) else [self.ckpt_path]
+        require(
+            bool(entries) and all(entry not in ("", None) for entry in entries),
+            f"ckpt_path is missing: python -m {self.command} ckpt_path=outputs/runs/<date>/<time> "
+            "(a run folder, for its best checkpoint, or a .ckpt file; a sweep folder or a list "
+            "'[runA,runB]' for an ensemble)",
+        )
+        require(
+            all(isinstance(entry, (str, int)) for entry in entries),
+            f"ckpt_path={self.ckpt_path} is not a path or a list of paths, e.g. "
+            "ckpt_path='[runA,runB]'",
+        )
 
 
 @dataclass
@@ -138,25 +146,25 @@ class EvalDataConfig:
 
 
 @dataclass
-class EvalConfig:
-    ckpt_path: Any  # one path, or a list of them (require_checkpoint)
+class EvalConfig(CheckpointCommandConfig):
+    command = "src.eval"
     data: EvalDataConfig
     misclassified: int
 
     def __post_init__(self) -> None:
-        require_checkpoint(self.ckpt_path, "src.eval")
+        super().__post_init__()
         require(self.misclassified >= 0, f"misclassified must be >= 0, got {self.misclassified}")
 
 
 @dataclass
-class PredictConfig:
-    ckpt_path: Any  # one path, or a list of them (require_checkpoint)
+class PredictConfig(CheckpointCommandConfig):
+    command = "src.predict"
     inputs: Any
     preprocess: bool
     json: bool
 
     def __post_init__(self) -> None:
-        require_checkpoint(self.ckpt_path, "src.predict")
+        super().__post_init__()
         require(
             bool(self.inputs),
             "inputs is missing: python -m src.predict ckpt_path=<run folder> inputs=digits/ "
@@ -165,14 +173,14 @@ class PredictConfig:
 
 
 @dataclass
-class ServeConfig:
-    ckpt_path: Any  # one path, or a list of them (require_checkpoint)
+class ServeConfig(CheckpointCommandConfig):
+    command = "src.serve"
     port: int
     max_megapixels: float
     measure_page: int
 
     def __post_init__(self) -> None:
-        require_checkpoint(self.ckpt_path, "src.serve")
+        super().__post_init__()
         require(
             0 <= self.port <= 65535,
             f"port must be in [0, 65535] (0: any free port), got {self.port}",
@@ -182,14 +190,14 @@ class ServeConfig:
 
 
 @dataclass
-class ExportConfig:
-    ckpt_path: Any  # one path, or a list of them (require_checkpoint)
+class ExportConfig(CheckpointCommandConfig):
+    command = "src.export"
     data: EvalDataConfig
     check_images: int
     bench: bool
 
     def __post_init__(self) -> None:
-        require_checkpoint(self.ckpt_path, "src.export")
+        super().__post_init__()
         require(self.check_images >= 1, f"check_images must be >= 1, got {self.check_images}")
 
 
