@@ -27,8 +27,9 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from src.core.classifier import Tally
 from src.core.config import validate
+from src.core.config_errors import exit_on_config_error
 from src.core.ensemble import Member, load_members, log_mean_probabilities
-from src.core.errors import exit_on_config_error, exit_on_usage_error
+from src.core.errors import exit_on_usage_error
 from src.visuals.figures import confusion_figure, digits_figure, mistakes_by_loss
 
 

@@ -26,9 +26,10 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from src.core.config import validate
+from src.core.config_errors import exit_on_config_error
 from src.core.console import end_quietly_when_the_reader_stops
 from src.core.ensemble import Member, load_members, log_mean_probabilities
-from src.core.errors import EXIT_USAGE, exit_on_config_error, exit_on_usage_error, message_line
+from src.core.errors import EXIT_USAGE, exit_on_usage_error, message_line
 from src.data.images import UnusableImage, as_is, read_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}

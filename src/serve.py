@@ -39,8 +39,9 @@ from PIL import Image
 from torch import Tensor, nn
 
 from src.core.config import validate
+from src.core.config_errors import exit_on_config_error
 from src.core.ensemble import Member, load_members, log_mean_probabilities
-from src.core.errors import UsageError, exit_on_config_error, exit_on_usage_error, message_line
+from src.core.errors import UsageError, exit_on_usage_error, message_line
 from src.data.images import UnusableImage, read_image
 from src.predict import UNREADABLE, examples_of, reason
 

@@ -29,17 +29,13 @@ from src.core.callbacks import Interrupted
 from src.core.checkpoints import load_weights_that_fit
 from src.core.classifier import Classifier, Tally
 from src.core.config import validate
+from src.core.config_errors import exit_on_config_error
 from src.core.distributed import (
     leave_the_log_file_to_rank_zero,
     processes_of_this_job,
     wait_for_launched_processes,
 )
-from src.core.errors import (
-    USER_ERRORS,
-    exit_on_config_error,
-    exit_on_usage_error,
-    show_traceback,
-)
+from src.core.errors import USER_ERRORS, exit_on_usage_error, show_traceback
 from src.core.hparams import TensorBoardRun, board_of, hparams_entry, log_hparams
 from src.core.records import write_failure, write_metrics
 from src.core.resume import resumed_run

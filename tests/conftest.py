@@ -144,7 +144,7 @@ def run_as_main(module: str, *args: str) -> None:
     """What `python -m <module> <args>` runs, with Hydra's state and logging put back after."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from src.core.errors import exit_on_config_error
+    from src.core.config_errors import exit_on_config_error
 
     root = logging.getLogger()
     handlers, level, argv = root.handlers[:], root.level, sys.argv

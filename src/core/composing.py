@@ -24,7 +24,8 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
-from src.core.errors import EXIT_USAGE, explain_config_error
+from src.core.config_errors import explain_config_error
+from src.core.errors import EXIT_USAGE
 from src.core.records import write_metrics
 
 log = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ Hydra refuses an unknown key while it composes (a key that is not in the YAML ne
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, is_dataclass
+from pathlib import Path
 from typing import Any, ClassVar, get_type_hints
 
 from hydra import compose, initialize_config_dir
@@ -23,8 +24,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from src.core.build import KINDS, conforms, type_name
-from src.core.errors import CONF_DIR, UsageError, message_line, not_a_setting
+from src.core.errors import UsageError, message_line, not_a_setting
 from src.core.trainer import require_trainer_arguments
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 # An entry of the callbacks group that its shortcut switches off has no class:
 # `_target_: ${on_if:${..early_stopping},lightning.pytorch.callbacks.EarlyStopping}`.

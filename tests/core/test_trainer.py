@@ -10,7 +10,7 @@ from hydra.errors import ConfigCompositionException
 from lightning.pytorch.callbacks import Timer
 
 from src.core.config import validate
-from src.core.errors import explain_config_error
+from src.core.config_errors import explain_config_error
 from src.core.hparams import TensorBoardRun
 from src.train import trainer_of_run
 from tests.conftest import compose_train
